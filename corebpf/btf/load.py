@@ -1,0 +1,194 @@
+"""Opening BTF from wherever it lives: raw files, ELF .BTF sections, compressed archives.
+
+The container is recognised by its magic bytes, not its file name, so a BTFHub
+``.btf.tar.xz``, a ``.xz``/``.gz`` of raw BTF, a vmlinux, a kernel module or a BPF object
+all open with :func:`load`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import sys
+from array import array
+from pathlib import Path
+
+from ..elf import ELF_MAGIC, ElfError, ElfFile
+from ..errors import BTFError
+from .spec import Spec
+
+KERNEL_BTF = "/sys/kernel/btf/vmlinux"
+#: Bound on what a compressed input may expand to (the largest kernel BTF is ~10 MB).
+MAX_DECOMPRESSED = 256 << 20
+
+_XZ_MAGIC = b"\xfd7zXZ\x00"
+_GZ_MAGIC = b"\x1f\x8b"
+
+
+def _decompress_bounded(data: bytes, source: str) -> bytes:
+    import lzma
+    import zlib
+
+    try:
+        if data.startswith(_XZ_MAGIC):
+            xz = lzma.LZMADecompressor()
+            out = xz.decompress(data, max_length=MAX_DECOMPRESSED + 1)
+        else:
+            gz = zlib.decompressobj(wbits=31)
+            out = gz.decompress(data, MAX_DECOMPRESSED + 1)
+    except (lzma.LZMAError, zlib.error, EOFError, ValueError) as e:
+        raise BTFError(f"corrupt compressed data: {e}", source=source) from None
+    if len(out) > MAX_DECOMPRESSED:
+        raise BTFError(
+            f"decompresses to more than {MAX_DECOMPRESSED >> 20} MiB", source=source
+        )
+    return out
+
+
+def _from_tar(data: bytes, source: str) -> tuple[bytes, str]:
+    """The one .btf regular file of a BTFHub tarball (read in memory, never extracted)."""
+    import tarfile
+
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            members = [m for m in tar.getmembers() if m.isreg()]
+            btf = [m for m in members if m.name.endswith(".btf")] or members
+            if len(btf) != 1:
+                raise BTFError(
+                    f"expected one BTF file in the tarball, found {len(btf)}", source=source
+                )
+            f = tar.extractfile(btf[0])
+            assert f is not None
+            return f.read(), f"{source}:{btf[0].name}"
+    except (tarfile.TarError, EOFError, ValueError) as e:
+        raise BTFError(f"corrupt tarball: {e}", source=source) from None
+
+
+def _is_tar(data: bytes) -> bool:
+    return len(data) >= 262 and data[257:262] == b"ustar"
+
+
+def unwrap(data: bytes, source: str = "<bytes>") -> tuple[bytes, str]:
+    """Peel compression, tar and ELF wrappers down to the raw BTF blob."""
+    for _ in range(4):
+        if data.startswith(_XZ_MAGIC) or data.startswith(_GZ_MAGIC):
+            data = _decompress_bounded(data, source)
+        elif _is_tar(data):
+            data, source = _from_tar(data, source)
+        elif data.startswith(ELF_MAGIC):
+            try:
+                elf = ElfFile(data, source=source)
+                sec = elf.section(".BTF")
+                if sec is None:
+                    raise BTFError("ELF file has no .BTF section", source=source)
+                return bytes(elf.section_data(sec)), source
+            except ElfError as e:
+                raise BTFError(str(e)) from None
+        else:
+            return data, source
+    raise BTFError("too many nested containers", source=source)
+
+
+def load(
+    path: str | os.PathLike[str], *, base: Spec | None = None, index_cache: bool | None = None
+) -> Spec:
+    """Open BTF from a file in any supported container.
+
+    With ``index_cache`` (default: on unless ``COREBPF_NO_CACHE`` is set) the type offset
+    index of a raw BTF file is kept in the user's cache directory, keyed by the file's
+    identity, so that the next process skips the indexing pass.
+    """
+    source = str(path)
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            data = f.read()
+    except OSError as e:
+        raise BTFError(f"cannot read: {e.strerror}", source=source) from None
+    raw, source = unwrap(data, source)
+    if index_cache is None:
+        index_cache = not os.environ.get("COREBPF_NO_CACHE")
+    cache_file = _cache_path(path, st) if index_cache and raw is data else None
+    if cache_file is not None:
+        cached = _read_index(cache_file)
+        if cached is not None:
+            try:
+                return Spec(raw, base=base, source=source, _offsets=cached[0],
+                            _by_name=cached[1])
+            except BTFError:
+                pass
+    spec = Spec(raw, base=base, source=source)
+    if cache_file is not None:
+        _write_index(cache_file, spec)
+    return spec
+
+
+_INDEX_MAGIC = b"CBIX\x02" + sys.byteorder[0].encode()
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "corebpf" / "btf-index"
+
+
+def _cache_path(path: str | os.PathLike[str], st: os.stat_result) -> Path | None:
+    key = f"{os.path.realpath(path)}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}"
+    if str(os.path.realpath(path)).startswith("/sys/"):
+        try:
+            key += "|" + Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        except OSError:
+            return None
+    return _cache_dir() / (hashlib.sha256(key.encode()).hexdigest()[:40] + ".idx")
+
+
+def _read_index(
+    cache_file: Path,
+) -> tuple[array[int], tuple[array[int], array[int]]] | None:
+    """Offsets, then name offsets sorted with their ids: three arrays of equal length."""
+    try:
+        blob = cache_file.read_bytes()
+    except OSError:
+        return None
+    body = len(blob) - len(_INDEX_MAGIC)
+    if not blob.startswith(_INDEX_MAGIC) or body <= 0 or body % 12:
+        return None
+    n = body // 12
+    parts = []
+    for k in range(3):
+        a = array("I")
+        start = len(_INDEX_MAGIC) + 4 * n * k
+        a.frombytes(blob[start : start + 4 * n])
+        parts.append(a)
+    return parts[0], (parts[1], parts[2])
+
+
+def _write_index(cache_file: Path, spec: Spec) -> None:
+    keys, ids = spec.name_offset_index()
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(_INDEX_MAGIC + spec.offsets.tobytes() + keys.tobytes() + ids.tobytes())
+        os.replace(tmp, cache_file)
+    except OSError:
+        pass  # a read-only home is no reason to fail
+
+
+def from_bytes(data: bytes, *, base: Spec | None = None, source: str = "<bytes>") -> Spec:
+    """Parse BTF held in memory (raw, ELF or compressed)."""
+    raw, source = unwrap(data, source)
+    return Spec(raw, base=base, source=source)
+
+
+def kernel() -> Spec:
+    """This machine's kernel BTF."""
+    return load(KERNEL_BTF)
+
+
+def kernel_module(name: str, *, base: Spec | None = None) -> Spec:
+    """Split BTF of a loaded kernel module, on top of vmlinux."""
+    return load(f"/sys/kernel/btf/{name}", base=base if base is not None else kernel())
+
+
+__all__ = ["KERNEL_BTF", "from_bytes", "kernel", "kernel_module", "load", "unwrap"]
+

@@ -1,0 +1,720 @@
+"""Lazy BTF reader.
+
+Opening BTF makes one pass over the type section that records where each type starts
+(an ``array('I')`` of word offsets, 4 bytes per type): nothing is decoded. A type is
+decoded on first access and cached. Name lookups search the string section for the name
+and the type section for its offset, so a single lookup costs two ``bytes.find`` calls
+instead of a dictionary of every name; a full name index is built only when asked for.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterator
+from typing import Final, TypeAlias
+
+from ..errors import BTFError, NotFoundError
+from .types import (
+    Array,
+    Const,
+    Datasec,
+    DeclTag,
+    Enum,
+    Enum64,
+    EnumValue,
+    Float,
+    Func,
+    FuncProto,
+    Fwd,
+    Int,
+    Kind,
+    Member,
+    Param,
+    Pointer,
+    Restrict,
+    Struct,
+    Type,
+    Typedef,
+    TypeTag,
+    Union,
+    Var,
+    VarSecinfo,
+    Void,
+    Volatile,
+)
+
+BTF_MAGIC: Final = 0xEB9F
+HEADER_LEN: Final = 24
+#: libbpf gives up following typedefs/modifiers/arrays after this many steps.
+MAX_RESOLVE_DEPTH: Final = 32
+#: Composite nesting deeper than this is treated as a reference cycle.
+MAX_NESTING: Final = 256
+
+_HEADER = {e: struct.Struct(e + "HBBIIIII") for e in "<>"}
+_NATIVE: Final = "<" if sys.byteorder == "little" else ">"
+
+# Words (4 bytes) per type record, by the top byte of ``info`` (kind | kind_flag << 7):
+# a fixed part plus a part per vlen entry. Unknown kinds get a huge step so that the
+# indexing loop overshoots and the slow path reports them.
+_BAD: Final = 1 << 40
+_FIXED_BY_KIND = (_BAD, 4, 3, 6, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 4, 3, 3, 4, 3, 3)
+_PER_VLEN_BY_KIND = (0, 0, 0, 0, 3, 3, 2, 0, 0, 0, 0, 0, 0, 2, 0, 3, 0, 0, 0, 3)
+_FIXED = tuple(
+    _FIXED_BY_KIND[b & 0x1F] if (b & 0x1F) < len(_FIXED_BY_KIND) else _BAD for b in range(256)
+)
+_PER_VLEN = tuple(
+    _PER_VLEN_BY_KIND[b & 0x1F] if (b & 0x1F) < len(_PER_VLEN_BY_KIND) else 0
+    for b in range(256)
+)
+
+_LONG_NAMES = (
+    "long",
+    "long int",
+    "int long",
+    "unsigned long",
+    "long unsigned",
+    "unsigned long int",
+    "unsigned int long",
+    "long unsigned int",
+    "long int unsigned",
+    "int unsigned long",
+    "int long unsigned",
+)
+
+
+def _s32(v: int) -> int:
+    return v - 0x1_0000_0000 if v & 0x8000_0000 else v
+
+
+class Spec:
+    """Types of one BTF blob (optionally split on a ``base`` Spec).
+
+    Type ids are global: a split spec's first id is its base's type count, and ids below
+    it are answered by the base, as libbpf does for module BTF.
+    """
+
+    def __init__(
+        self,
+        data: bytes,
+        *,
+        base: Spec | None = None,
+        source: str = "<bytes>",
+        _offsets: array[int] | None = None,
+        _by_name: tuple[array[int], array[int]] | None = None,
+    ):
+        self.source = source
+        self.base = base
+        self._data = data
+        if len(data) < HEADER_LEN:
+            raise BTFError(f"too short for a BTF header ({len(data)} bytes)", source=source)
+        if data[0] == 0x9F and data[1] == 0xEB:
+            self.endian = "<"
+        elif data[0] == 0xEB and data[1] == 0x9F:
+            self.endian = ">"
+        else:
+            raise BTFError(f"bad magic {data[0]:02x}{data[1]:02x}", source=source, offset=0)
+        _, version, flags, hdr_len, type_off, type_len, str_off, str_len = _HEADER[
+            self.endian
+        ].unpack_from(data, 0)
+        if version != 1:
+            raise BTFError(f"unsupported version {version}", source=source, offset=2)
+        self.flags = flags
+        if hdr_len < HEADER_LEN or hdr_len > len(data):
+            raise BTFError(f"bad header length {hdr_len}", source=source, offset=4)
+        self.header_len = hdr_len
+        tstart, sstart = hdr_len + type_off, hdr_len + str_off
+        if tstart + type_len > len(data) or tstart > len(data):
+            raise BTFError(
+                f"type section ({type_len} bytes at {tstart:#x}) runs past the end "
+                f"({len(data)} bytes)",
+                source=source,
+                offset=12,
+            )
+        if sstart + str_len > len(data) or sstart > len(data):
+            raise BTFError(
+                f"string section ({str_len} bytes at {sstart:#x}) runs past the end "
+                f"({len(data)} bytes)",
+                source=source,
+                offset=20,
+            )
+        if type_off % 4 or type_len % 4:
+            raise BTFError(
+                f"type section at {type_off:#x} of {type_len} bytes is not 4-byte aligned",
+                source=source,
+                offset=8,
+            )
+        if tstart < sstart + str_len and sstart < tstart + type_len:
+            raise BTFError("type and string sections overlap", source=source, offset=8)
+        self._tstart: int = int(tstart)
+        self._tend: int = int(tstart + type_len)
+        self._strings = data[sstart : sstart + str_len]
+        if base is None:
+            if not self._strings or self._strings[0] != 0:
+                raise BTFError(
+                    "string section must start with an empty string", source=source, offset=sstart
+                )
+        if self._strings and self._strings[-1] != 0:
+            raise BTFError(
+                "string section is not NUL-terminated",
+                source=source,
+                offset=sstart + str_len - 1,
+            )
+        self._str_base = base.strings_size if base is not None else 0
+        self.first_id: int = base.type_count if base is not None else 1
+        words: array[int] | memoryview
+        if self.endian == _NATIVE:
+            words = memoryview(data)[tstart : self._tend].cast("I")
+        else:
+            swapped = array("I")
+            swapped.frombytes(data[tstart : self._tend])
+            swapped.byteswap()
+            words = swapped
+        self._words = words
+        if _offsets is None:
+            _offsets = self._index(words)
+        else:
+            self._check_index(words, _offsets)
+        self._offsets = _offsets
+        self.type_count: int = self.first_id + len(self._offsets)
+        self._types: dict[int, Type] = {}
+        self._str_cache: dict[int, str] = {}
+        self._name_index: dict[str, list[int]] | None = None
+        self._ptr_size: int | None = None
+        if _by_name is not None and not (
+            len(_by_name[0]) == len(_by_name[1]) == len(self._offsets)
+        ):
+            _by_name = None
+        self._by_name = _by_name
+
+    # -- indexing ------------------------------------------------------------------
+
+    def _index(self, words: array[int] | memoryview) -> array[int]:
+        offsets = array("I")
+        append = offsets.append
+        fixed, per_vlen = _FIXED, _PER_VLEN
+        n = len(words)
+        i = 0
+        try:
+            while i < n:
+                append(i)
+                info = words[i + 1]
+                top = info >> 24
+                i += fixed[top] + per_vlen[top] * (info & 0xFFFF)
+        except IndexError:
+            pass
+        if i != n:
+            self._index_error(words, offsets)
+        return offsets
+
+    def _check_index(self, words: array[int] | memoryview, offsets: array[int]) -> None:
+        """Cheap sanity check of a persisted index: it must end exactly at the last record."""
+        n = len(words)
+        last = offsets[-1] if offsets else 0
+        if not offsets or offsets[0] != 0 or last + 3 > n:
+            raise BTFError("stale type index", source=self.source)
+        top = words[last + 1] >> 24
+        if last + _FIXED[top] + _PER_VLEN[top] * (words[last + 1] & 0xFFFF) != n:
+            raise BTFError("stale type index", source=self.source)
+
+    def _index_error(self, words: array[int] | memoryview, offsets: array[int]) -> None:
+        """Re-walk the records that broke the fast loop to say precisely what is wrong."""
+        n = len(words)
+        for pos, start in enumerate(offsets):
+            tid = self.first_id + pos
+            at = self._tstart + start * 4
+            if start + 3 > n:
+                raise BTFError(
+                    f"type [{tid}]: header truncated ({(n - start) * 4} of 12 bytes)",
+                    source=self.source,
+                    offset=at,
+                )
+            info = words[start + 1]
+            kind = (info >> 24) & 0x1F
+            if kind == 0 or kind > Kind.ENUM64:
+                raise BTFError(
+                    f"type [{tid}]: unknown kind {kind}", source=self.source, offset=at + 4
+                )
+            size = _FIXED_BY_KIND[kind] + _PER_VLEN_BY_KIND[kind] * (info & 0xFFFF)
+            if start + size > n:
+                raise BTFError(
+                    f"type [{tid}] {Kind(kind).name} with vlen {info & 0xFFFF} needs "
+                    f"{size * 4} bytes, only {(n - start) * 4} left in the type section",
+                    source=self.source,
+                    offset=at,
+                )
+        raise BTFError("inconsistent type section", source=self.source, offset=self._tstart)
+
+    # -- strings -------------------------------------------------------------------
+
+    @property
+    def strings_size(self) -> int:
+        """Size of the string space this spec and its base cover (next split's base)."""
+        return self._str_base + len(self._strings)
+
+    def string(self, offset: int) -> str:
+        """The NUL-terminated string at ``offset`` in the (base + own) string space."""
+        cached = self._str_cache.get(offset)
+        if cached is not None:
+            return cached
+        if offset < self._str_base:
+            assert self.base is not None
+            return self.base.string(offset)
+        rel = offset - self._str_base
+        if rel >= len(self._strings):
+            raise BTFError(
+                f"string offset {offset} is past the string section ({self.strings_size} bytes)",
+                source=self.source,
+            )
+        end = self._strings.index(b"\0", rel)
+        s = self._strings[rel:end].decode("utf-8", "surrogateescape")
+        self._str_cache[offset] = s
+        return s
+
+    def string_offsets(self, s: str) -> list[int]:
+        """Every offset at which ``s`` starts in the string space (base first)."""
+        found = self.base.string_offsets(s) if self.base is not None else []
+        if not s:
+            return [0, *found] if self.base is None else found
+        needle = b"\0" + s.encode("utf-8", "surrogateescape") + b"\0"
+        strs = self._strings
+        if self.base is not None and strs.startswith(needle[1:]):
+            found.append(self._str_base)
+        pos = strs.find(needle)
+        while pos >= 0:
+            found.append(self._str_base + pos + 1)
+            pos = strs.find(needle, pos + 1)
+        return found
+
+    # -- types ---------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self.type_count
+
+    def __contains__(self, type_id: object) -> bool:
+        return isinstance(type_id, int) and 0 <= type_id < self.type_count
+
+    def __getitem__(self, type_id: int) -> Type:
+        return self.type(type_id)
+
+    def ids(self) -> range:
+        """This spec's own type ids (a split spec's start after its base's)."""
+        return range(self.first_id, self.type_count)
+
+    def items(self) -> Iterator[tuple[int, Type]]:
+        for tid in self.ids():
+            yield tid, self.type(tid)
+
+    def _record(self, type_id: int) -> int:
+        if type_id < self.first_id or type_id >= self.type_count:
+            raise NotFoundError(f"{self.source}: type id {type_id} out of range", source=None)
+        return self._offsets[type_id - self.first_id]
+
+    def kind(self, type_id: int) -> Kind:
+        """Kind of a type without decoding it."""
+        if type_id == 0:
+            return Kind.UNKN
+        if type_id < self.first_id and self.base is not None:
+            return self.base.kind(type_id)
+        return Kind((self._words[self._record(type_id) + 1] >> 24) & 0x1F)
+
+    def name(self, type_id: int) -> str:
+        """Name of a type without decoding it ('' for anonymous types)."""
+        if type_id == 0:
+            return ""
+        if type_id < self.first_id and self.base is not None:
+            return self.base.name(type_id)
+        return self.string(self._words[self._record(type_id)])
+
+    def type(self, type_id: int) -> Type:
+        """The decoded type with this id (cached)."""
+        t = self._types.get(type_id)
+        if t is not None:
+            return t
+        if type_id == 0:
+            return Void()
+        if type_id < self.first_id and self.base is not None:
+            return self.base.type(type_id)
+        t = self._decode(type_id, self._record(type_id))
+        self._types[type_id] = t
+        return t
+
+    def _decode(self, tid: int, i: int) -> Type:
+        w = self._words
+        name_off, info = w[i], w[i + 1]
+        kind = (info >> 24) & 0x1F
+        try:
+            name = self._str_cache.get(name_off)
+            if name is None:
+                name = self.string(name_off)
+            decoder = _DECODERS[kind]
+            if decoder is None:
+                raise IndexError(kind)
+            return decoder(self, name, w, i, info)
+        except BTFError as e:
+            raise BTFError(
+                f"type [{tid}] {Kind(kind).name}: {e}", source=self.source,
+                offset=self._tstart + i * 4,
+            ) from None
+        except IndexError:  # pragma: no cover - the index rejects unknown kinds
+            raise BTFError(
+                f"type [{tid}]: unknown kind {kind}", source=self.source,
+                offset=self._tstart + i * 4,
+            ) from None
+
+    def preload_strings(self) -> None:
+        """Decode the whole string section at once: cheaper when most types will be read."""
+        strs = self._strings
+        cache = self._str_cache
+        off = self._str_base
+        for piece in strs.split(b"\0")[:-1]:
+            if off not in cache:
+                cache[off] = piece.decode("utf-8", "surrogateescape")
+            off += len(piece) + 1
+        if self.base is not None:
+            self.base.preload_strings()
+
+    # -- lookups -------------------------------------------------------------------
+
+    def name_offset_index(self) -> tuple[array[int], array[int]]:
+        """Own type ids sorted by name offset, with those offsets: a persistable name index."""
+        if self._by_name is None:
+            w = self._words
+            names = array("I", [w[o] for o in self._offsets])
+            order = sorted(range(len(names)), key=names.__getitem__)
+            first = self.first_id
+            self._by_name = (
+                array("I", [names[k] for k in order]),
+                array("I", [first + k for k in order]),
+            )
+        return self._by_name
+
+    def _ids_with_name_offset(self, name_off: int) -> list[int]:
+        """Own types whose name_off is ``name_off``: search the raw words, keep headers."""
+        if self._by_name is not None:
+            keys, ids = self._by_name
+            lo = bisect_left(keys, name_off)
+            hi = lo
+            while hi < len(keys) and keys[hi] == name_off:
+                hi += 1
+            return sorted(ids[lo:hi])
+        needle = struct.pack(self.endian + "I", name_off)
+        data, start, end = self._data, self._tstart, self._tend
+        offsets = self._offsets
+        out = []
+        pos = data.find(needle, start, end)
+        while pos >= 0:
+            rel = pos - start
+            if rel % 4 == 0:
+                word = rel // 4
+                idx = bisect_left(offsets, word)
+                if idx < len(offsets) and offsets[idx] == word:
+                    out.append(self.first_id + idx)
+                pos = data.find(needle, pos + 4, end)
+            else:
+                pos = data.find(needle, pos + 1, end)
+        return out
+
+    def find_by_name(self, name: str, kind: Kind | None = None) -> list[int]:
+        """Ids of every type called ``name`` (of ``kind`` if given), base types first."""
+        if self._name_index is not None:
+            ids = list(self.base.find_by_name(name)) if self.base is not None else []
+            ids += self._name_index.get(name, [])
+        else:
+            ids = self.base.find_by_name(name) if self.base is not None else []
+            for off in self.string_offsets(name):
+                ids += self._ids_with_name_offset(off)
+            ids.sort()
+        if kind is not None:
+            ids = [t for t in ids if self.kind(t) == kind]
+        return ids
+
+    def find(self, name: str, kind: Kind | None = None) -> int:
+        """Id of the first type called ``name`` (libbpf's btf__find_by_name_kind)."""
+        if name == "void" and kind in (None, Kind.UNKN):
+            return 0
+        ids = self.find_by_name(name, kind)
+        if not ids:
+            what = f"{kind.name} " if kind is not None else ""
+            raise NotFoundError(f"{self.source}: no {what}type named {name!r}")
+        return ids[0]
+
+    def build_name_index(self) -> dict[str, list[int]]:
+        """A dict of every own type name to its ids, for callers doing many lookups."""
+        if self._name_index is None:
+            index: dict[str, list[int]] = {}
+            w, s = self._words, self.string
+            tid = self.first_id
+            for off in self._offsets:
+                index.setdefault(s(w[off]), []).append(tid)
+                tid += 1
+            self._name_index = index
+        return self._name_index
+
+    # -- sizes and resolution ------------------------------------------------------
+
+    @property
+    def pointer_size(self) -> int:
+        """Target pointer size, guessed from ``long`` as libbpf does (8 if absent)."""
+        if self._ptr_size is None:
+            root: Spec = self
+            while root.base is not None:
+                root = root.base
+            size = 8
+            for name in _LONG_NAMES:
+                ids = root.find_by_name(name, Kind.INT)
+                if ids:
+                    t = root.type(ids[0])
+                    assert isinstance(t, Int)
+                    if t.size in (4, 8):
+                        size = t.size
+                        break
+            self._ptr_size = size
+        return self._ptr_size
+
+    def skip_modifiers(self, type_id: int) -> int:
+        """Follow const/volatile/restrict/type_tag."""
+        for _ in range(MAX_RESOLVE_DEPTH):
+            t = self.type(type_id)
+            if not isinstance(t, Const | Volatile | Restrict | TypeTag):
+                return type_id
+            type_id = t.type
+        raise BTFError(f"type [{type_id}]: modifier chain too long or cyclic", source=self.source)
+
+    def resolve(self, type_id: int) -> int:
+        """Follow typedefs and modifiers to the underlying type (skip_mods_and_typedefs)."""
+        start = type_id
+        for _ in range(MAX_RESOLVE_DEPTH):
+            t = self.type(type_id)
+            if not isinstance(t, Typedef | Const | Volatile | Restrict | TypeTag):
+                return type_id
+            type_id = t.type
+        raise BTFError(f"type [{start}]: typedef/modifier chain too long or cyclic",
+                       source=self.source)
+
+    def size_of(self, type_id: int) -> int:
+        """Size in bytes (libbpf's btf__resolve_size)."""
+        start = type_id
+        nelems = 1
+        for _ in range(MAX_RESOLVE_DEPTH):
+            t = self.type(type_id)
+            if isinstance(t, Int | Struct | Union | Enum | Enum64 | Datasec | Float):
+                size = t.size
+                break
+            if isinstance(t, Pointer):
+                size = self.pointer_size
+                break
+            if isinstance(t, Typedef | Volatile | Const | Restrict | Var | DeclTag | TypeTag):
+                type_id = t.type
+                continue
+            if isinstance(t, Array):
+                if nelems and t.nelems > 0xFFFFFFFF // nelems:
+                    raise BTFError(f"type [{start}]: array size overflows", source=self.source)
+                nelems *= t.nelems
+                type_id = t.type
+                continue
+            raise BTFError(
+                f"type [{start}]: {t.kind.name} {t.name!r} has no size", source=self.source
+            )
+        else:
+            raise BTFError(f"type [{start}]: type chain too long or cyclic", source=self.source)
+        if nelems and size > 0xFFFFFFFF // nelems:
+            raise BTFError(f"type [{start}]: size overflows", source=self.source)
+        return nelems * size
+
+    def align_of(self, type_id: int) -> int:
+        """Alignment in bytes (libbpf's btf__align_of); 1 for packed composites."""
+        return self._align_of(type_id, 0)
+
+    def _align_of(self, type_id: int, depth: int) -> int:
+        if depth > MAX_NESTING:
+            raise BTFError(f"type [{type_id}]: nesting too deep or cyclic", source=self.source)
+        t = self.type(type_id)
+        if isinstance(t, Int | Enum | Enum64 | Float):
+            return min(self.pointer_size, t.size)
+        if isinstance(t, Pointer):
+            return self.pointer_size
+        if isinstance(t, Typedef | Volatile | Const | Restrict | TypeTag):
+            return self._align_of(t.type, depth + 1)
+        if isinstance(t, Array):
+            return self._align_of(t.type, depth + 1)
+        if isinstance(t, Struct | Union):
+            max_align = 1
+            for m in t.members:
+                align = self._align_of(m.type, depth + 1)
+                max_align = max(max_align, align)
+                if m.bitfield_size == 0 and m.offset % (8 * align):
+                    return 1
+            if t.size % max_align:
+                return 1
+            return max_align
+        raise BTFError(
+            f"type [{type_id}]: {t.kind.name} {t.name!r} has no alignment", source=self.source
+        )
+
+    # -- raw access ----------------------------------------------------------------
+
+    @property
+    def raw(self) -> bytes:
+        """The BTF blob this spec was parsed from."""
+        return self._data
+
+    @property
+    def type_section_offset(self) -> int:
+        return self._tstart
+
+    def record_offset(self, type_id: int) -> int:
+        """Byte offset of a type's record in the blob (for error messages and tools)."""
+        return self._tstart + 4 * self._record(type_id)
+
+    @property
+    def offsets(self) -> array[int]:
+        """Word offset of each own type's record in the type section."""
+        return self._offsets
+
+
+# -- per-kind decoders: (spec, name, words, record word offset, info) -> Type ------------
+
+_Words: TypeAlias = "array[int] | memoryview"
+
+
+def _str_of(spec: Spec, off: int) -> str:
+    s = spec._str_cache.get(off)
+    return s if s is not None else spec.string(off)
+
+
+def _dec_int(spec: Spec, name: str, w: _Words, i: int, info: int) -> Type:
+    v = w[i + 3]
+    return Int(name, w[i + 2], (v >> 24) & 0xF, (v >> 16) & 0xFF, v & 0xFF)
+
+
+def _dec_ptr(spec: Spec, name: str, w: _Words, i: int, info: int) -> Type:
+    return Pointer(w[i + 2], name)
+
+
+def _dec_array(spec: Spec, name: str, w: _Words, i: int, info: int) -> Type:
+    return Array(w[i + 3], w[i + 4], w[i + 5], name)
+
+
+def _dec_members(spec: Spec, w: _Words, i: int, info: int) -> list[Member]:
+    end = i + 3 + 3 * (info & 0xFFFF)
+    cache = spec._str_cache
+    string = spec.string
+    out = []
+    if info >> 31:
+        for j in range(i + 3, end, 3):
+            n = cache.get(w[j])
+            off = w[j + 2]
+            out.append(
+                Member(n if n is not None else string(w[j]), w[j + 1], off & 0xFFFFFF, off >> 24)
+            )
+    else:
+        for j in range(i + 3, end, 3):
+            n = cache.get(w[j])
+            out.append(Member(n if n is not None else string(w[j]), w[j + 1], w[j + 2]))
+    return out
+
+
+def _dec_struct(spec: Spec, name: str, w: _Words, i: int, info: int) -> Type:
+    return Struct(name, w[i + 2], _dec_members(spec, w, i, info), bool(info >> 31))
+
+
+def _dec_union(spec: Spec, name: str, w: _Words, i: int, info: int) -> Type:
+    return Union(name, w[i + 2], _dec_members(spec, w, i, info), bool(info >> 31))
+
+
+def _dec_enum(spec: Spec, name: str, w: _Words, i: int, info: int) -> Type:
+    signed = bool(info >> 31)
+    conv = _s32 if signed else int
+    end = i + 3 + 2 * (info & 0xFFFF)
+    values = [EnumValue(_str_of(spec, w[j]), conv(w[j + 1])) for j in range(i + 3, end, 2)]
+    return Enum(name, w[i + 2], values, signed)
+
+
+def _dec_enum64(spec: Spec, name: str, w: _Words, i: int, info: int) -> Type:
+    signed = bool(info >> 31)
+    values = []
+    for j in range(i + 3, i + 3 + 3 * (info & 0xFFFF), 3):
+        v = w[j + 1] | (w[j + 2] << 32)
+        if signed and v >> 63:
+            v -= 1 << 64
+        values.append(EnumValue(_str_of(spec, w[j]), v))
+    return Enum64(name, w[i + 2], values, signed)
+
+
+def _dec_fwd(spec: Spec, name: str, w: _Words, i: int, info: int) -> Type:
+    return Fwd(name, bool(info >> 31))
+
+
+def _dec_typedef(spec: Spec, name: str, w: _Words, i: int, info: int) -> Type:
+    return Typedef(name, w[i + 2])
+
+
+def _dec_volatile(spec: Spec, name: str, w: _Words, i: int, info: int) -> Type:
+    return Volatile(w[i + 2], name)
+
+
+def _dec_const(spec: Spec, name: str, w: _Words, i: int, info: int) -> Type:
+    return Const(w[i + 2], name)
+
+
+def _dec_restrict(spec: Spec, name: str, w: _Words, i: int, info: int) -> Type:
+    return Restrict(w[i + 2], name)
+
+
+def _dec_func(spec: Spec, name: str, w: _Words, i: int, info: int) -> Type:
+    return Func(name, w[i + 2], info & 0xFFFF)
+
+
+def _dec_func_proto(spec: Spec, name: str, w: _Words, i: int, info: int) -> Type:
+    end = i + 3 + 2 * (info & 0xFFFF)
+    params = [Param(_str_of(spec, w[j]), w[j + 1]) for j in range(i + 3, end, 2)]
+    return FuncProto(w[i + 2], params, name)
+
+
+def _dec_var(spec: Spec, name: str, w: _Words, i: int, info: int) -> Type:
+    return Var(name, w[i + 2], w[i + 3])
+
+
+def _dec_datasec(spec: Spec, name: str, w: _Words, i: int, info: int) -> Type:
+    end = i + 3 + 3 * (info & 0xFFFF)
+    secinfo = [VarSecinfo(w[j], w[j + 1], w[j + 2]) for j in range(i + 3, end, 3)]
+    return Datasec(name, w[i + 2], secinfo)
+
+
+def _dec_float(spec: Spec, name: str, w: _Words, i: int, info: int) -> Type:
+    return Float(name, w[i + 2])
+
+
+def _dec_decl_tag(spec: Spec, name: str, w: _Words, i: int, info: int) -> Type:
+    return DeclTag(name, w[i + 2], _s32(w[i + 3]), bool(info >> 31))
+
+
+def _dec_type_tag(spec: Spec, name: str, w: _Words, i: int, info: int) -> Type:
+    return TypeTag(name, w[i + 2], bool(info >> 31))
+
+
+_DECODERS = (
+    None,
+    _dec_int,
+    _dec_ptr,
+    _dec_array,
+    _dec_struct,
+    _dec_union,
+    _dec_enum,
+    _dec_fwd,
+    _dec_typedef,
+    _dec_volatile,
+    _dec_const,
+    _dec_restrict,
+    _dec_func,
+    _dec_func_proto,
+    _dec_var,
+    _dec_datasec,
+    _dec_float,
+    _dec_decl_tag,
+    _dec_type_tag,
+    _dec_enum64,
+)

@@ -1,0 +1,47 @@
+"""``corebpf btf ...``"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..btf import KERNEL_BTF, load
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("btf", help="inspect BTF")
+    bsub = p.add_subparsers(dest="btf_command", required=True, metavar="SUBCOMMAND")
+    dump = bsub.add_parser(
+        "dump",
+        help="print BTF as bpftool's raw text, a C header (vmlinux.h) or JSON lines",
+        description="FILE may be raw BTF, an ELF file with .BTF (vmlinux, module, BPF "
+        "object) or a compressed form (.btf.tar.xz, .xz, .gz).",
+    )
+    dump.add_argument("file", nargs="?", default=KERNEL_BTF,
+                      help=f"BTF to dump (default: {KERNEL_BTF})")
+    dump.add_argument("--base", metavar="BASE", help="base BTF of a split (module) BTF")
+    dump.add_argument("--format", choices=("raw", "c", "json"), default="raw")
+    dump.add_argument("--type", dest="types", action="append", type=int, metavar="ID",
+                      help="dump only these type ids (repeatable)")
+    dump.set_defaults(func=run_dump)
+
+
+def run_dump(args: argparse.Namespace) -> int:
+    base = load(args.base) if args.base else None
+    spec = load(args.file, base=base)
+    write = sys.stdout.write
+    if args.format == "raw":
+        from ..btf.format_raw import dump_raw
+
+        dump_raw(spec, write, args.types)
+    elif args.format == "json":
+        from ..btf.format_raw import dump_json
+
+        dump_json(spec, write, args.types)
+    else:
+        from ..btf.format_c import dump_c
+
+        dump_c(spec, write, args.types)
+    sys.stdout.flush()
+    return 0

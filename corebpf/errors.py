@@ -1,0 +1,69 @@
+"""corebpf's exception hierarchy: one root, then one branch per layer.
+
+Every message names what it is about (file, byte offset, type id, field) so that a
+failure on one of hundreds of kernels can be traced without a debugger.
+"""
+
+from __future__ import annotations
+
+
+class Error(Exception):
+    """Root of every error corebpf raises on purpose."""
+
+
+class BTFError(Error):
+    """Malformed or unsupported BTF, or a lookup that BTF cannot answer."""
+
+    def __init__(self, message: str, *, source: str | None = None, offset: int | None = None):
+        self.source = source
+        self.offset = offset
+        where = []
+        if source:
+            where.append(source)
+        if offset is not None:
+            where.append(f"offset {offset:#x}")
+        super().__init__(f"{': '.join([', '.join(where), message]) if where else message}")
+
+
+class NotFoundError(BTFError, KeyError):
+    """A type name or id that is not in the BTF."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class ObjectError(Error):
+    """A malformed or unsupported BPF object file."""
+
+
+class RelocationError(Error):
+    """A relocation (ELF or CO-RE) that cannot be applied."""
+
+
+class LoadError(Error):
+    """The kernel refused an object (BTF, map or program)."""
+
+    def __init__(self, message: str, *, errno: int = 0, log: str = ""):
+        self.errno = errno
+        self.log = log
+        super().__init__(message)
+
+
+class VerifierError(LoadError):
+    """The verifier rejected a program; ``log`` holds its output."""
+
+
+class AttachError(Error):
+    """A program could not be attached."""
+
+
+__all__ = [
+    "AttachError",
+    "BTFError",
+    "Error",
+    "LoadError",
+    "NotFoundError",
+    "ObjectError",
+    "RelocationError",
+    "VerifierError",
+]

@@ -1,0 +1,115 @@
+"""bpf(2) through ctypes, with errno mapped to exceptions."""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import errno as errno_mod
+import os
+import platform
+import struct
+from typing import Any
+
+from ..errors import LoadError
+
+_SYSCALL_NR = {"x86_64": 321, "aarch64": 280, "arm64": 280, "riscv64": 280, "ppc64le": 361,
+               "s390x": 351, "i686": 357, "armv7l": 386}
+
+
+class BPFCommand(enum.IntEnum):
+    MAP_CREATE = 0
+    MAP_LOOKUP_ELEM = 1
+    MAP_UPDATE_ELEM = 2
+    MAP_DELETE_ELEM = 3
+    MAP_GET_NEXT_KEY = 4
+    PROG_LOAD = 5
+    OBJ_PIN = 6
+    OBJ_GET = 7
+    BTF_LOAD = 18
+    BTF_GET_FD_BY_ID = 19
+    OBJ_GET_INFO_BY_FD = 15
+
+
+BPF_BTF_LOAD = BPFCommand.BTF_LOAD
+
+_libc: ctypes.CDLL | None = None
+
+
+def _syscall() -> Any:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.syscall.restype = ctypes.c_long
+    return _libc.syscall
+
+
+def bpf(cmd: int, attr: bytearray) -> int:
+    """Issue bpf(cmd, attr); returns the result or raises OSError with the errno."""
+    nr = _SYSCALL_NR.get(platform.machine())
+    if nr is None:
+        raise OSError(errno_mod.ENOSYS, f"bpf(2): unknown architecture {platform.machine()}")
+    buf = (ctypes.c_char * len(attr)).from_buffer(attr)
+    ret = _syscall()(ctypes.c_long(nr), ctypes.c_long(cmd), buf, ctypes.c_uint(len(attr)))
+    if ret < 0:
+        err = ctypes.get_errno()
+        msg = os.strerror(err)
+        if err in (errno_mod.EPERM, errno_mod.EACCES):
+            msg += " (bpf() needs root or CAP_BPF)"
+        name = BPFCommand(cmd).name if cmd in BPFCommand._value2member_map_ else str(cmd)
+        raise OSError(err, f"bpf({name}): {msg}")
+    return int(ret)
+
+
+class FD:
+    """An owned file descriptor, closed on close() or garbage collection."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> FD:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def __int__(self) -> int:
+        return self.fd
+
+
+def btf_load(data: bytes, *, log_size: int = 1 << 20) -> FD:
+    """BPF_BTF_LOAD; on failure the kernel's BTF verifier log is in the LoadError."""
+    blob = ctypes.create_string_buffer(data, len(data))
+    attempt = 0
+    while True:
+        log = ctypes.create_string_buffer(log_size) if attempt else None
+        attr = bytearray(32)
+        struct.pack_into(
+            "QQIII",
+            attr,
+            0,
+            ctypes.addressof(blob),
+            ctypes.addressof(log) if log is not None else 0,
+            len(data),
+            log_size if log is not None else 0,
+            1 if log is not None else 0,
+        )
+        try:
+            return FD(bpf(BPFCommand.BTF_LOAD, attr))
+        except OSError as e:
+            if attempt == 0:
+                attempt = 1  # retry with the verifier log enabled
+                continue
+            if e.errno == errno_mod.ENOSPC and log_size < (1 << 28):
+                log_size *= 4
+                continue
+            text = log.value.decode("utf-8", "replace") if log is not None else ""
+            raise LoadError(f"BPF_BTF_LOAD failed: {e.strerror}", errno=e.errno or 0,
+                            log=text) from None

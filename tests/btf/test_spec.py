@@ -1,0 +1,213 @@
+"""The lazy reader on real and handmade BTF."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+import corebpf.btf as btf
+from corebpf.btf.writer import Builder
+from corebpf.errors import BTFError, NotFoundError
+from tests.conftest import KERNEL_BTF, PROGS, corpus_files, debian_files
+
+
+def test_kernel_lookups(kernel_spec: btf.Spec) -> None:
+    s = kernel_spec
+    assert s.type_count > 10_000
+    tid = s.find("task_struct", btf.Kind.STRUCT)
+    t = s.type(tid)
+    assert isinstance(t, btf.Struct)
+    assert s.name(tid) == "task_struct" and s.kind(tid) == btf.Kind.STRUCT
+    assert s.size_of(tid) == t.size
+    assert s.align_of(tid) in (8, 16, 32, 64)
+    pid = next(m for m in t.members if m.name == "pid")
+    assert s.size_of(pid.type) == 4
+    assert s.type(s.resolve(pid.type)).name == "int"
+    assert tid in s.find_by_name("task_struct")
+    assert s.find("void") == 0
+    assert s.pointer_size == 8
+    with pytest.raises(NotFoundError, match="no STRUCT type named 'no_such_struct_xyz'"):
+        s.find("no_such_struct_xyz", btf.Kind.STRUCT)
+
+
+def test_name_lookup_agrees_with_full_index(kernel_spec: btf.Spec) -> None:
+    fresh = btf.load(KERNEL_BTF, index_cache=False)
+    index = fresh.build_name_index()
+    for name in ("task_struct", "list_head", "sk_buff", "bpf_map", "u32", "int", "pid_t"):
+        assert fresh.find_by_name(name) == kernel_spec.find_by_name(name) == sorted(index[name])
+
+
+def test_persisted_index_matches_fresh_one(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    raw = tmp_path / "k.btf"
+    raw.write_bytes(btf.load(PROGS / "btf_shapes.bpf.o").raw)
+    first = btf.load(raw)
+    assert list((tmp_path / "corebpf" / "btf-index").iterdir())
+    second = btf.load(raw)
+    assert second._by_name is not None
+    assert list(first.offsets) == list(second.offsets)
+    for name in ("uses", "node", "color", "int"):
+        assert first.find_by_name(name) == second.find_by_name(name)
+    # a stale entry (the file changed) is ignored
+    raw.write_bytes(btf.load(PROGS / "btf_shapes.bpf.o").raw + b"")
+    assert btf.load(raw).find("uses") == first.find("uses")
+
+
+@pytest.mark.parametrize("path", [*debian_files(), *corpus_files()], ids=lambda p: p.name)
+def test_real_kernels_decode(path) -> None:  # type: ignore[no-untyped-def]
+    s = btf.load(path, index_cache=False)
+    assert s.type_count > 1000
+    ts = s.find("task_struct", btf.Kind.STRUCT)
+    assert s.size_of(ts) > 1000
+    for tid, t in s.items():
+        assert t.kind == s.kind(tid)
+
+
+def test_both_byte_orders_read_the_same() -> None:
+    le = btf.load(PROGS / "btf_shapes.bpf.o")
+    be = btf.load(PROGS / "btf_shapes.bpfeb.o")
+    assert le.endian == "<" and be.endian == ">"
+    assert list(le.items()) == list(be.items())
+
+
+def test_every_kind_from_clang() -> None:
+    s = btf.load(PROGS / "btf_shapes.bpf.o")
+    kinds = {s.kind(t) for t in s.ids()}
+    want = set(btf.Kind) - {btf.Kind.UNKN}
+    assert want <= kinds, want - kinds
+    bits = s.type(s.find("bits", btf.Kind.STRUCT))
+    assert isinstance(bits, btf.Struct) and bits.bitfield_encoding
+    assert [(m.name, m.offset, m.bitfield_size) for m in bits.members] == [
+        ("a", 0, 3), ("b", 3, 29), ("c", 32, 2), ("d", 64, 40), ("e", 128, 0)
+    ]
+    color = s.type(s.find("color", btf.Kind.ENUM))
+    assert isinstance(color, btf.Enum) and color.signed
+    assert [v.value for v in color.values] == [0, 5, -1]
+    sbig = s.type(s.find("sbig", btf.Kind.ENUM64))
+    assert isinstance(sbig, btf.Enum64) and [v.value for v in sbig.values] == [
+        -0x100000000, 0x100000000
+    ]
+    big = s.type(s.find("big", btf.Kind.ENUM64))
+    assert isinstance(big, btf.Enum64) and big.values[0].value == 0xFFFFFFFF00000000
+    assert s.align_of(s.find("packed", btf.Kind.STRUCT)) == 1
+    assert s.size_of(s.find("packed", btf.Kind.STRUCT)) == 11
+    fwd = s.type(s.find("fwd_union"))
+    assert isinstance(fwd, btf.Fwd) and fwd.is_union
+    node = s.type(s.find("node", btf.Kind.STRUCT))
+    assert isinstance(node, btf.Struct)
+    grid = next(m for m in node.members if m.name == "grid")
+    assert s.size_of(grid.type) == 48
+    tags = [s.type(t) for t in s.ids() if s.kind(t) == btf.Kind.DECL_TAG]
+    assert {(t.name, t.component_idx) for t in tags if isinstance(t, btf.DeclTag)} >= {
+        ("struct_tag", -1), ("kfunc_field", 0), ("param_tag", 1), ("func_tag", -1)
+    }
+
+
+def test_split_btf_continues_base_ids_and_strings() -> None:
+    base = btf.load(PROGS / "btf_shapes.bpf.o")
+    b = Builder(base)
+    int_id = base.find("int", btf.Kind.INT)
+    sid = b.add(btf.Struct("mod_struct", 8, [btf.Member("next", int_id, 0),
+                                              btf.Member("fresh_name", int_id, 32)]))
+    assert sid == base.type_count
+    split = btf.from_bytes(b.encode(), base=base)
+    assert split.first_id == base.type_count
+    assert split.find("mod_struct") == sid
+    assert split.find("uses") == base.find("uses")
+    assert split.type(int_id) == base.type(int_id)
+    t = split.type(sid)
+    assert isinstance(t, btf.Struct) and [m.name for m in t.members] == ["next", "fresh_name"]
+    # "next" was reused from the base's string section
+    raw = split.raw
+    _, _, _, hl, _, _tl, so, sl = struct.unpack_from("<HBBIIIII", raw)
+    assert b"next\0" not in raw[hl + so : hl + so + sl]
+    assert b"fresh_name\0" in raw[hl + so : hl + so + sl]
+
+
+def test_header_longer_than_24_bytes_is_accepted() -> None:
+    b = Builder()
+    b.add(btf.Int("int", 4, btf.IntEncoding.SIGNED, 0, 32))
+    raw = b.encode()
+    _, ver, flags, _hl, to, tl, so, sl = struct.unpack_from("<HBBIIIII", raw)
+    longer = struct.pack("<HBBIIIII", 0xEB9F, ver, flags, 32, to, tl, so, sl) + bytes(8)
+    longer += raw[24:]
+    s = btf.from_bytes(longer)
+    assert s.header_len == 32 and s.find("int") == 1
+
+
+def test_containers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import gzip
+    import io
+    import lzma
+    import tarfile
+
+    raw = btf.load(PROGS / "btf_shapes.bpf.o").raw
+    (tmp_path / "a.btf").write_bytes(raw)
+    (tmp_path / "a.btf.xz").write_bytes(lzma.compress(raw))
+    (tmp_path / "a.btf.gz").write_bytes(gzip.compress(raw))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:xz") as tar:
+        info = tarfile.TarInfo("5.10.0-test.btf")
+        info.size = len(raw)
+        tar.addfile(info, io.BytesIO(raw))
+    (tmp_path / "5.10.0-test.btf.tar.xz").write_bytes(buf.getvalue())
+    for name in ("a.btf", "a.btf.xz", "a.btf.gz", "5.10.0-test.btf.tar.xz"):
+        s = btf.load(tmp_path / name)
+        assert s.raw == raw, name
+        assert s.find("uses") > 0
+
+
+@pytest.mark.parametrize(
+    ("blob", "match"),
+    [
+        (b"", "too short"),
+        (b"\x00" * 24, "bad magic"),
+        (struct.pack("<HBBIIIII", 0xEB9F, 2, 0, 24, 0, 0, 0, 1) + b"\0", "version"),
+        (struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, 12, 12, 1) + b"\0", "type section"),
+        (struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, 0, 0, 2) + b"\0a", "NUL-terminated"),
+        (struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, 12, 12, 1)
+         + struct.pack("<III", 0, 25 << 24, 0) + b"\0", "unknown kind 25"),
+        (struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, 12, 12, 1)
+         + struct.pack("<III", 0, (4 << 24) | 100, 0) + b"\0", "vlen 100 needs"),
+    ],
+)
+def test_bad_input_names_the_problem(blob: bytes, match: str) -> None:
+    with pytest.raises(BTFError, match=match):
+        btf.from_bytes(blob, source="bad.btf")
+
+
+def test_error_names_file_and_offset() -> None:
+    blob = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, 24, 24, 1) + struct.pack(
+        "<IIIIII", 0, 1 << 24, 4, 32, 0, 99) + b"\0"
+    with pytest.raises(BTFError) as e:
+        btf.from_bytes(blob, source="bad.btf")
+    assert "bad.btf" in str(e.value) and "offset 0x28: type [2]: header truncated" in str(e.value)
+
+
+def test_bad_string_offset_is_reported_on_decode() -> None:
+    blob = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, 16, 16, 1) + struct.pack(
+        "<IIII", 500, 1 << 24, 4, 32) + b"\0"
+    s = btf.from_bytes(blob, source="bad.btf")
+    with pytest.raises(BTFError, match=r"type \[1\] INT: .*string offset 500"):
+        s.type(1)
+
+
+def test_cycles_do_not_recurse_forever() -> None:
+    b = Builder()
+    b.add(btf.Typedef("a", 2))
+    b.add(btf.Typedef("b", 1))
+    b.add(btf.Struct("s", 4, [btf.Member("self", 3, 0)]))
+    s = btf.from_bytes(b.encode())
+    with pytest.raises(BTFError, match="cyclic"):
+        s.size_of(1)
+    with pytest.raises(BTFError, match="cyclic"):
+        s.resolve(1)
+    with pytest.raises(BTFError, match="cyclic"):
+        s.align_of(3)
+
+
+def test_kernel_file_is_present_here() -> None:
+    if not KERNEL_BTF.exists():
+        pytest.skip("no kernel BTF on this machine")
+    assert btf.kernel().type_count > 0
