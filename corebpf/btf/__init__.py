@@ -3,7 +3,7 @@
 Pure data: nothing here calls the kernel.
 """
 
-from .load import KERNEL_BTF, from_bytes, kernel, kernel_module, load, unwrap
+from .files import KERNEL_BTF, from_bytes, kernel, kernel_module, load, unwrap
 from .spec import Spec
 from .types import (
     Array,

@@ -544,6 +544,11 @@ class Spec:
             max_align = 1
             for m in t.members:
                 align = self._align_of(m.type, depth + 1)
+                if align <= 0:
+                    raise BTFError(
+                        f"type [{type_id}]: member {m.name!r} has alignment {align}",
+                        source=self.source,
+                    )
                 max_align = max(max_align, align)
                 if m.bitfield_size == 0 and m.offset % (8 * align):
                     return 1
