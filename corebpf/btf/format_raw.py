@@ -58,27 +58,47 @@ def dump_raw(
     spec: Spec, write: Callable[[str], object], root_ids: Iterable[int] | None = None
 ) -> None:
     """Write bpftool's plain-text dump; a split spec dumps only its own types."""
-    spec.preload_strings()
-    ids = spec.ids() if root_ids is None else root_ids
+    if root_ids is not None:
+        _dump_some(spec, write, root_ids)
+        return
+    nm = _name_table(spec)
+    w = spec._words
     lines: list[str] = []
     add = lines.append
-    names: dict[int, dict[int, str]] = {}
-    for tid in ids:
-        owner, i = _own_words(spec, tid)
-        nm = names.get(id(owner))
-        if nm is None:
-            nm = names[id(owner)] = _name_table(owner)
-        add(_format_one(spec, owner, tid, owner._words, i, nm))
-        if len(lines) >= 4096:
+    linkage = {0: "static", 1: "global", 2: "extern"}
+    fmt = _format_one
+    for tid, i in zip(spec.ids(), spec._offsets, strict=True):
+        info = w[i + 1]
+        if info >> 24 == 12:  # FUNC: half of a kernel's types, kept inline
+            n = nm.get(w[i])
+            if n is None:
+                n = _slow_name(spec, nm, w[i])
+            link = linkage.get(info & 0xFFFF, "(unknown)")
+            add(f"[{tid}] FUNC '{n}' type_id={w[i + 2]} linkage={link}\n")
+        else:
+            add(fmt(spec, spec, tid, w, i, nm))
+        if not tid & 0x3FFF:
             write("".join(lines))
             lines.clear()
     write("".join(lines))
 
 
+def _dump_some(spec: Spec, write: Callable[[str], object], root_ids: Iterable[int]) -> None:
+    names: dict[int, dict[int, str]] = {}
+    for tid in root_ids:
+        owner, i = _own_words(spec, tid)
+        nm = names.get(id(owner))
+        if nm is None:
+            nm = names[id(owner)] = _name_table(owner)
+        write(_format_one(spec, owner, tid, owner._words, i, nm))
+
+
 def _name_table(spec: Spec) -> dict[int, str]:
-    """Offset -> printed name for every string start; other offsets go through _slow_name."""
+    """Offset -> printed name for every string start; other offsets go through _slow_name.
+
+    A copy of the spec's string cache, since bpftool prints offset 0 as "(anon)"."""
     spec.preload_strings()
-    table = dict(spec._str_cache)
+    table = spec._str_cache.copy()
     table[0] = "(anon)"
     return table
 

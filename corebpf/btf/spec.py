@@ -14,6 +14,7 @@ import sys
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterator
+from itertools import accumulate
 from typing import Final, TypeAlias
 
 from ..errors import BTFError, NotFoundError
@@ -181,6 +182,7 @@ class Spec:
         self.type_count: int = self.first_id + len(self._offsets)
         self._types: dict[int, Type] = {}
         self._str_cache: dict[int, str] = {}
+        self._strings_loaded = False
         self._name_index: dict[str, list[int]] | None = None
         self._ptr_size: int | None = None
         if _by_name is not None and not (
@@ -192,19 +194,26 @@ class Spec:
     # -- indexing ------------------------------------------------------------------
 
     def _index(self, words: array[int] | memoryview) -> array[int]:
+        # A record's length depends only on its info word, and a kernel has a few hundred
+        # distinct info words: a dict of info -> length beats decoding kind and vlen.
         offsets = array("I")
         append = offsets.append
-        fixed, per_vlen = _FIXED, _PER_VLEN
+        steps: dict[int, int] = {}
         n = len(words)
         i = 0
-        try:
-            while i < n:
-                append(i)
-                info = words[i + 1]
+        while True:
+            try:
+                while i < n:
+                    append(i)
+                    i += steps[words[i + 1]]
+                break
+            except KeyError as miss:
+                info = miss.args[0]
                 top = info >> 24
-                i += fixed[top] + per_vlen[top] * (info & 0xFFFF)
-        except IndexError:
-            pass
+                step = steps[info] = _FIXED[top] + _PER_VLEN[top] * (info & 0xFFFF)
+                i += step
+            except IndexError:
+                break
         if i != n:
             self._index_error(words, offsets)
         return offsets
@@ -366,13 +375,20 @@ class Spec:
 
     def preload_strings(self) -> None:
         """Decode the whole string section at once: cheaper when most types will be read."""
-        strs = self._strings
-        cache = self._str_cache
-        off = self._str_base
-        for piece in strs.split(b"\0")[:-1]:
-            if off not in cache:
-                cache[off] = piece.decode("utf-8", "surrogateescape")
-            off += len(piece) + 1
+        if self._strings_loaded:
+            return
+        self._strings_loaded = True
+        text = self._strings.decode("utf-8", "surrogateescape")
+        parts = text.split("\0")
+        parts.pop()
+        if text.isascii():
+            lengths = map((1).__add__, map(len, parts))
+        else:  # offsets are in bytes: measure the encoded pieces
+            lengths = (len(p.encode("utf-8", "surrogateescape")) + 1 for p in parts)
+        starts = accumulate(lengths, initial=self._str_base)
+        loaded = dict(zip(starts, parts, strict=False))
+        loaded.update(self._str_cache)
+        self._str_cache = loaded
         if self.base is not None:
             self.base.preload_strings()
 
