@@ -13,7 +13,7 @@ import struct
 import sys
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import accumulate
 from typing import Final, TypeAlias
 
@@ -381,6 +381,7 @@ class Spec:
         text = self._strings.decode("utf-8", "surrogateescape")
         parts = text.split("\0")
         parts.pop()
+        lengths: Iterable[int]
         if text.isascii():
             lengths = map((1).__add__, map(len, parts))
         else:  # offsets are in bytes: measure the encoded pieces
