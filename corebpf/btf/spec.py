@@ -576,6 +576,63 @@ class Spec:
             f"type [{type_id}]: {t.kind.name} {t.name!r} has no alignment", source=self.source
         )
 
+    def member_offset(self, type_id: int, path: str) -> tuple[int, int, int]:
+        """(bit offset, bitfield size, member type id) of a dotted member path.
+
+        Anonymous struct/union members are searched through, as C does, so
+        ``member_offset(task_struct, "__state")`` works whatever wraps the field; an
+        ``[N]`` suffix indexes an array member.
+        """
+        bit = 0
+        cur = type_id
+        bitfield = 0
+        for part in path.split("."):
+            index = None
+            if part.endswith("]") and "[" in part:
+                part, _, idx = part[:-1].partition("[")
+                index = int(idx)
+            comp = self.type(self.resolve(cur))
+            if not isinstance(comp, Struct | Union):
+                raise NotFoundError(
+                    f"{self.source}: type [{cur}] {comp.kind.name} has no members "
+                    f"(looking for {part!r})"
+                )
+            found = self._find_member(comp, part, 0)
+            if found is None:
+                raise NotFoundError(
+                    f"{self.source}: {comp.kind.name.lower()} {comp.name or '(anon)'} "
+                    f"[{cur}] has no member {part!r}"
+                )
+            off, m = found
+            bit += off
+            bitfield = m.bitfield_size
+            cur = m.type
+            if index is not None:
+                arr = self.type(self.resolve(cur))
+                if not isinstance(arr, Array):
+                    raise NotFoundError(f"{self.source}: member {part!r} is not an array")
+                bit += index * 8 * self.size_of(arr.type)
+                cur = arr.type
+                bitfield = 0
+        return bit, bitfield, cur
+
+    def _find_member(
+        self, comp: Struct | Union, name: str, depth: int
+    ) -> tuple[int, Member] | None:
+        if depth > MAX_NESTING:
+            raise BTFError(f"{comp.name!r}: anonymous members nest too deep", source=self.source)
+        for m in comp.members:
+            if m.name == name:
+                return m.offset, m
+        for m in comp.members:
+            if not m.name:
+                inner = self.type(self.resolve(m.type))
+                if isinstance(inner, Struct | Union):
+                    found = self._find_member(inner, name, depth + 1)
+                    if found is not None:
+                        return m.offset + found[0], found[1]
+        return None
+
     # -- raw access ----------------------------------------------------------------
 
     @property

@@ -211,3 +211,19 @@ def test_kernel_file_is_present_here() -> None:
     if not KERNEL_BTF.exists():
         pytest.skip("no kernel BTF on this machine")
     assert btf.kernel().type_count > 0
+
+
+def test_member_offsets_through_anonymous_members_and_bitfields() -> None:
+    s = btf.load(PROGS / "btf_shapes.bpf.o")
+    uses = s.find("uses", btf.Kind.STRUCT)
+    assert s.member_offset(uses, "ah.y") == (1024 + 32, 0, s.find("int", btf.Kind.INT))
+    assert s.member_offset(uses, "bits.d")[:2] == (704 + 64, 40)
+    assert s.member_offset(uses, "nd.grid[2]")[0] == 1088 + 320 + 2 * 4 * 32
+    with pytest.raises(NotFoundError, match="has no member 'nope'"):
+        s.member_offset(uses, "nd.nope")
+
+
+def test_member_offset_on_kernel(kernel_spec: btf.Spec) -> None:
+    ts = kernel_spec.find("task_struct", btf.Kind.STRUCT)
+    off, bits, tid = kernel_spec.member_offset(ts, "pid")
+    assert off % 8 == 0 and bits == 0 and kernel_spec.size_of(tid) == 4
