@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import Error
 from . import btf as btf_cmd
+from . import core as core_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"corebpf {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     btf_cmd.register(sub)
+    core_cmd.register(sub)
     return parser
 
 

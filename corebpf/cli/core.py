@@ -1,0 +1,52 @@
+"""``corebpf core relocate``: what libbpf would decide for each CO-RE relocation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ..btf import KERNEL_BTF, load
+from ..core import Target, relocate
+from ..obj import ObjectSpec
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("core", help="CO-RE relocation")
+    csub = p.add_subparsers(dest="core_command", required=True, metavar="SUBCOMMAND")
+    r = csub.add_parser("relocate", help="relocate an object's CO-RE records against a BTF")
+    r.add_argument("object", help="clang-built BPF object (.o)")
+    r.add_argument("--target", default=KERNEL_BTF,
+                   help=f"target BTF, any container (default: {KERNEL_BTF})")
+    r.add_argument("--module", action="append", default=[], metavar="BTF",
+                   help="split module BTF searched after the target (repeatable)")
+    r.add_argument("--json", action="store_true", help="one JSON object per relocation")
+    r.set_defaults(func=run_relocate)
+
+
+def run_relocate(args: argparse.Namespace) -> int:
+    obj = ObjectSpec.load(args.object)
+    vmlinux = load(args.target)
+    target = Target(vmlinux, [load(m, base=vmlinux) for m in args.module])
+    reports, _ = relocate(obj, target)
+    out = sys.stdout
+    if args.json:
+        for r in reports:
+            out.write(json.dumps(r.to_json()) + "\n")
+    else:
+        out.write(f"{'prog':<20} {'relo':>4} {'insn':>5} {'kind':<14} {'local':>8} "
+                  f"{'target':>8}  access\n")
+        for r in reports:
+            if r.error is not None:
+                out.write(f"{r.program:<20} {r.index:>4} {'':>5} {'ERROR':<14} {'':>8} {'':>8}  "
+                          f"{r.error}\n")
+                continue
+            tgt = "poison" if r.poisoned else str(r.target)
+            access = r.local_spec.split("] ", 1)[-1] if r.local_spec else ""
+            became = r.target_spec.split(" (", 1)[-1].rstrip(")") if r.target_spec else (
+                "missing" if r.poisoned or r.target == 0 else "")
+            out.write(f"{r.program:<20} {r.index:>4} {r.insn:>5} {r.kind.libbpf_name:<14} "
+                      f"{r.local!s:>8} {tgt:>8}  {access}  =>  {became}\n")
+    failed = any(r.error for r in reports)
+    return 1 if failed else 0
