@@ -8,9 +8,9 @@ validates every offset against the file, so a hostile file ends in an
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from functools import cached_property
 
+from ._record import record
 from .errors import ObjectError
 
 ELF_MAGIC = b"\x7fELF"
@@ -49,7 +49,7 @@ class ElfError(ObjectError):
     """Malformed ELF; names the file and the byte offset."""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Section:
     index: int
     name: str
@@ -64,7 +64,7 @@ class Section:
     entsize: int
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Symbol:
     index: int
     name: str
@@ -76,7 +76,7 @@ class Symbol:
     shndx: int
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Relocation:
     offset: int
     symbol: int

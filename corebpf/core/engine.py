@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from .._record import record
 from ..btf import Spec
 from ..errors import BTFError, RelocationError
 from ..obj.btf_ext import CoreRelo, RelocKind
@@ -30,7 +30,7 @@ BPF_JMP_CALL = 0x85
 _INSN = {e: struct.Struct(e + "BBhi") for e in "<>"}
 
 
-@dataclass(slots=True)
+@record
 class Candidate:
     btf: Spec
     type_id: int
@@ -95,7 +95,7 @@ def _flavored_string_offsets(btf: Spec, ess: str) -> list[int]:
     return out
 
 
-@dataclass(slots=True)
+@record
 class RelocationReport:
     """One CO-RE relocation's outcome, in the shape `corebpf core relocate --json` prints."""
 

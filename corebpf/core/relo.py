@@ -8,8 +8,8 @@ instruction" is a result, not an error.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
 
+from .._record import field, record
 from ..btf import Spec
 from ..btf import types as bt
 from ..errors import RelocationError
@@ -70,14 +70,14 @@ def _raw_word_after_header(btf: Spec, tid: int) -> int:
     return int(struct.unpack_from(owner.endian + "I", raw, off)[0])
 
 
-@dataclass(slots=True)
+@record
 class Accessor:
     type_id: int
     idx: int
     name: str | None = None
 
 
-@dataclass(slots=True)
+@record
 class CoreSpec:
     """bpf_core_spec: the high-level accessors, the raw access string, the bit offset."""
 
@@ -479,7 +479,7 @@ def spec_match(local: CoreSpec, tbtf: Spec, tid: int) -> CoreSpec | None:
 
 # -- values ---------------------------------------------------------------------------
 
-@dataclass(slots=True)
+@record
 class RelocResult:
     """bpf_core_relo_res."""
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
+from .._record import field, record
 from ..errors import ObjectError
 
 
@@ -62,13 +62,13 @@ _KIND_STR = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class FuncInfo:
     insn_off: int  # bytes from the start of the section
     type_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class LineInfo:
     insn_off: int
     file_name_off: int
@@ -84,7 +84,7 @@ class LineInfo:
         return self.line_col & 0x3FF
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class CoreRelo:
     """One bpf_core_relo record: which instruction, which local type, which access."""
 
@@ -96,7 +96,7 @@ class CoreRelo:
     index: int = 0
 
 
-@dataclass(slots=True)
+@record
 class BTFExt:
     func_info: dict[str, list[FuncInfo]] = field(default_factory=dict)
     line_info: dict[str, list[LineInfo]] = field(default_factory=dict)

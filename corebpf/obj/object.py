@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import enum
 import struct
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._record import field, record
 from ..btf import Spec
 from ..btf import types as bt
 from ..elf import (
@@ -56,7 +56,7 @@ class RelocType(enum.Enum):
     SUBPROG_ADDR = "subprog_addr"  # callback: ld_imm64 of a function address
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Relocation:
     """An ELF relocation, resolved to what it refers to."""
 
@@ -69,7 +69,7 @@ class Relocation:
     sym_off: int = 0
 
 
-@dataclass(slots=True)
+@record
 class ProgramSpec:
     name: str
     #: section name as libbpf reports it (a leading "?" removed)
@@ -108,7 +108,7 @@ class ProgramSpec:
         return len(self.insns) // INSN_SIZE
 
 
-@dataclass(slots=True)
+@record
 class VariableSpec:
     name: str
     offset: int
@@ -117,7 +117,7 @@ class VariableSpec:
     linkage: int
 
 
-@dataclass(slots=True)
+@record
 class MapSpec:
     """A map as the object declares it (BTF-defined, legacy, or a global data section)."""
 
@@ -148,7 +148,7 @@ class MapSpec:
     def_type_id: int = 0
 
 
-@dataclass(slots=True)
+@record
 class ExternSpec:
     name: str
     kind: str  # "kconfig" | "ksym"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+
+from .._record import record
 
 
 class ProgramType(enum.IntEnum):
@@ -126,7 +127,7 @@ class AttachKind(enum.Enum):
     NETKIT = "netkit"
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class SectionDef:
     """One row of the table: a SEC() prefix and what it means."""
 
