@@ -146,6 +146,8 @@ class MapSpec:
     initial_values: dict[int, str] = field(default_factory=dict)
     #: BTF id of the map definition struct (BTF-defined maps)
     def_type_id: int = 0
+    #: bytes the definition occupies in its section (initial values included)
+    def_size: int = 0
 
 
 @record
@@ -374,7 +376,8 @@ class ObjectSpec:
                 arr = btf.type(btf.resolve(mem.type))
                 if not isinstance(arr, bt.Array):
                     raise ObjectError(f"{self.source}: map {name!r}: values is not an array")
-                if m.type in (MAP_TYPE_PROG_ARRAY,):
+                if m.type == MAP_TYPE_PROG_ARRAY:
+                    m.value_size = 4
                     continue
                 ptr = btf.type(btf.skip_modifiers(arr.type))
                 if not isinstance(ptr, bt.Pointer):
@@ -407,6 +410,7 @@ class ObjectSpec:
             sym = syms.get(var.name)
             m.section_index = sec.index
             m.section_offset = sym.value if sym is not None else vsi.offset
+            m.def_size = sym.size if sym is not None and sym.size else vsi.size
             self.maps[m.name] = m
 
     def _parse_legacy_maps(self, sec: Section | None) -> None:
@@ -482,8 +486,11 @@ class ObjectSpec:
                 raise ObjectError(f"{self.source}: relocation section {rs.name!r} targets bad "
                                   f"section {rs.info}")
             target = secs[rs.info]
+            if target.name == MAPS_SEC:
+                self._parse_map_init_relocations(rs, target)
+                continue
             if target.index not in progs_by_sec:
-                continue  # .BTF, .BTF.ext, debug info, .maps initial values (handled later)
+                continue  # .BTF, .BTF.ext, debug info
             data = self.elf.section_data(target)
             for r in self.elf.relocations(rs):
                 if r.symbol >= len(self._symbols):
@@ -502,6 +509,39 @@ class ObjectSpec:
                 src = (regs >> 4) if self.endian == "<" else (regs & 0xF)
                 prog.relocations.append(self._classify(prog, r.offset, code, src, sym,
                                                        maps_by_loc, data_by_sec, text))
+
+    def _parse_map_init_relocations(self, rs: Section, maps_sec: Section) -> None:
+        """Relocations in '.maps' fill map-in-map and prog_array ``values`` slots."""
+        assert self.btf is not None
+        btf = self.btf
+        btf_maps = [m for m in self.maps.values() if m.section == MAPS_SEC]
+        for n, r in enumerate(self.elf.relocations(rs)):
+            where = f"{self.source}: .maps relo #{n}"
+            if r.symbol >= len(self._symbols):
+                raise ObjectError(f"{where}: symbol #{r.symbol} not found")
+            sym = self._symbols[r.symbol]
+            outer = next((m for m in btf_maps if m.section_offset <= r.offset
+                          and r.offset + 8 <= m.section_offset + m.def_size),
+                         None)
+            if outer is None:
+                raise ObjectError(f"{where}: cannot find map '{sym.name}' at offset "
+                                  f"{r.offset}")
+            if outer.type in (MAP_TYPE_ARRAY_OF_MAPS, MAP_TYPE_HASH_OF_MAPS):
+                if sym.shndx != maps_sec.index or sym.name not in self.maps:
+                    raise ObjectError(f"{where}: '{sym.name}' isn't a BTF-defined map")
+            elif outer.type == MAP_TYPE_PROG_ARRAY:
+                prog = self.programs.get(sym.name)
+                if prog is None or prog.is_subprog or prog.offset != sym.value:
+                    raise ObjectError(f"{where}: '{sym.name}' isn't an entry-point program")
+            else:
+                raise ObjectError(f"{where}: map '{outer.name}' cannot hold initial values")
+            d = btf.type(btf.resolve(outer.def_type_id))
+            if not isinstance(d, bt.Struct) or not d.members or d.members[-1].name != "values":
+                raise ObjectError(f"{where}: map '{outer.name}' has no trailing 'values'")
+            moff = r.offset - outer.section_offset - d.members[-1].offset // 8
+            if moff < 0 or moff % 8:
+                raise ObjectError(f"{where}: misaligned slot in map '{outer.name}'")
+            outer.initial_values[moff // 8] = sym.name
 
     def _classify(self, prog: ProgramSpec, off: int, code: int, src: int, sym: Symbol,
                   maps_by_loc: dict[tuple[int, int], MapSpec],

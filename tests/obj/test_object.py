@@ -109,3 +109,17 @@ def test_mutated_objects_raise_only_corebpf_errors(edits: list[tuple[int, int]])
             relocate(obj, load(PROGS / "btf_shapes.bpf.o"))
     except Error:
         pass
+
+
+def test_btf_defined_maps_and_initial_values() -> None:
+    o = ObjectSpec.load(PROGS / "maps.bpf.o")
+    outer = o.maps["outer"]
+    assert (outer.type, outer.key_size, outer.value_size, outer.max_entries) == (12, 4, 4, 4)
+    assert outer.inner is not None and outer.inner.type == 2 and outer.inner.value_size == 4
+    assert outer.initial_values == {0: "in1", 2: "in2"}
+    assert o.maps["jmp"].initial_values == {1: "tail"}
+    h = o.maps["h"]
+    assert (h.type, h.key_size, h.value_size, h.max_entries, h.pinning) == (1, 4, 8, 64, 1)
+    assert o.btf is not None and o.btf.size_of(h.value_type_id) == 8
+    kinds = [(r.type, r.target) for r in o.programs["p"].relocations]
+    assert kinds == [(RelocType.LD64, "h"), (RelocType.LD64, "jmp")]
