@@ -1,4 +1,8 @@
-"""bpf(2) through ctypes, with errno mapped to exceptions."""
+"""bpf(2) through ctypes, with errno mapped to exceptions.
+
+Each command builds its ``union bpf_attr`` as bytes at the kernel's fixed offsets; the
+kernel accepts a shorter attr than it knows, as long as what it does not know is zero.
+"""
 
 from __future__ import annotations
 
@@ -25,9 +29,34 @@ class BPFCommand(enum.IntEnum):
     PROG_LOAD = 5
     OBJ_PIN = 6
     OBJ_GET = 7
+    PROG_ATTACH = 8
+    PROG_DETACH = 9
+    PROG_TEST_RUN = 10
+    PROG_GET_NEXT_ID = 11
+    MAP_GET_NEXT_ID = 12
+    PROG_GET_FD_BY_ID = 13
+    MAP_GET_FD_BY_ID = 14
+    OBJ_GET_INFO_BY_FD = 15
+    PROG_QUERY = 16
+    RAW_TRACEPOINT_OPEN = 17
     BTF_LOAD = 18
     BTF_GET_FD_BY_ID = 19
-    OBJ_GET_INFO_BY_FD = 15
+    TASK_FD_QUERY = 20
+    MAP_LOOKUP_AND_DELETE_ELEM = 21
+    MAP_FREEZE = 22
+    BTF_GET_NEXT_ID = 23
+    MAP_LOOKUP_BATCH = 24
+    MAP_LOOKUP_AND_DELETE_BATCH = 25
+    MAP_UPDATE_BATCH = 26
+    MAP_DELETE_BATCH = 27
+    LINK_CREATE = 28
+    LINK_UPDATE = 29
+    LINK_GET_FD_BY_ID = 30
+    LINK_GET_NEXT_ID = 31
+    ENABLE_STATS = 32
+    ITER_CREATE = 33
+    LINK_DETACH = 34
+    PROG_BIND_MAP = 35
 
 
 BPF_BTF_LOAD = BPFCommand.BTF_LOAD
@@ -35,21 +64,33 @@ BPF_BTF_LOAD = BPFCommand.BTF_LOAD
 _libc: ctypes.CDLL | None = None
 
 
-def _syscall() -> Any:
+def libc() -> ctypes.CDLL:
     global _libc
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)
         _libc.syscall.restype = ctypes.c_long
-    return _libc.syscall
+    return _libc
+
+
+def _syscall() -> Any:
+    return libc().syscall
+
+
+def syscall_number(name: str) -> int:
+    table = {"bpf": _SYSCALL_NR, "perf_event_open": {
+        "x86_64": 298, "aarch64": 241, "arm64": 241, "riscv64": 241, "ppc64le": 319,
+        "s390x": 331, "i686": 336, "armv7l": 364}}[name]
+    nr = table.get(platform.machine())
+    if nr is None:
+        raise OSError(errno_mod.ENOSYS, f"{name}(2): unknown architecture {platform.machine()}")
+    return nr
 
 
 def bpf(cmd: int, attr: bytearray) -> int:
     """Issue bpf(cmd, attr); returns the result or raises OSError with the errno."""
-    nr = _SYSCALL_NR.get(platform.machine())
-    if nr is None:
-        raise OSError(errno_mod.ENOSYS, f"bpf(2): unknown architecture {platform.machine()}")
     buf = (ctypes.c_char * len(attr)).from_buffer(attr)
-    ret = _syscall()(ctypes.c_long(nr), ctypes.c_long(cmd), buf, ctypes.c_uint(len(attr)))
+    ret = _syscall()(ctypes.c_long(syscall_number("bpf")), ctypes.c_long(cmd), buf,
+                     ctypes.c_uint(len(attr)))
     if ret < 0:
         err = ctypes.get_errno()
         msg = os.strerror(err)
@@ -71,6 +112,10 @@ class FD:
             os.close(self.fd)
             self.fd = -1
 
+    @property
+    def closed(self) -> bool:
+        return self.fd < 0
+
     def __enter__(self) -> FD:
         return self
 
@@ -83,6 +128,13 @@ class FD:
     def __int__(self) -> int:
         return self.fd
 
+    def __repr__(self) -> str:
+        return f"FD({self.fd})"
+
+
+def addr(buf: ctypes.Array[Any] | None) -> int:
+    return ctypes.addressof(buf) if buf is not None else 0
+
 
 def btf_load(data: bytes, *, log_size: int = 1 << 20) -> FD:
     """BPF_BTF_LOAD; on failure the kernel's BTF verifier log is in the LoadError."""
@@ -91,16 +143,8 @@ def btf_load(data: bytes, *, log_size: int = 1 << 20) -> FD:
     while True:
         log = ctypes.create_string_buffer(log_size) if attempt else None
         attr = bytearray(32)
-        struct.pack_into(
-            "QQIII",
-            attr,
-            0,
-            ctypes.addressof(blob),
-            ctypes.addressof(log) if log is not None else 0,
-            len(data),
-            log_size if log is not None else 0,
-            1 if log is not None else 0,
-        )
+        struct.pack_into("QQIII", attr, 0, addr(blob), addr(log), len(data),
+                         log_size if log is not None else 0, 1 if log is not None else 0)
         try:
             return FD(bpf(BPFCommand.BTF_LOAD, attr))
         except OSError as e:
