@@ -90,8 +90,11 @@ class ElfFile:
     def __init__(self, data: bytes | memoryview, *, source: str = "<bytes>"):
         self.data = memoryview(data)
         self.source = source
-        if len(self.data) < 16 or bytes(self.data[:4]) != ELF_MAGIC:
-            raise ElfError(f"{source}: not an ELF file (bad magic)")
+        if len(self.data) < 16:
+            raise ElfError(f"{source}: offset 0x0: ELF identification of 16 bytes runs past "
+                           f"the end of the file ({len(self.data)} bytes)")
+        if bytes(self.data[:4]) != ELF_MAGIC:
+            raise ElfError(f"{source}: offset 0x0: not an ELF file (bad magic)")
         ei_class, ei_data = self.data[4], self.data[5]
         if ei_class not in (1, 2):
             raise ElfError(f"{source}: offset 0x4: bad ELF class {ei_class}")
@@ -104,7 +107,7 @@ class ElfFile:
             hdr = struct.Struct(e + "HHIQQQIHHHHHH")
         else:
             hdr = struct.Struct(e + "HHIIIIIHHHHHH")
-        self._need(16, hdr.size, "ELF header")
+        self._need(0, 16 + hdr.size, "ELF64 header" if self.is64 else "ELF32 header")
         (
             self.e_type,
             self.machine,
@@ -122,14 +125,18 @@ class ElfFile:
         ) = hdr.unpack_from(self.data, 16)
         self._sh = struct.Struct(e + ("IIQQQQIIQQ" if self.is64 else "IIIIIIIIII"))
         if self._shoff and self._shentsize < self._sh.size:
-            raise ElfError(f"{source}: offset {self._shoff:#x}: section header size too small")
+            raise ElfError(f"{source}: offset {self._shoff:#x}: section header size "
+                           f"{self._shentsize} < {self._sh.size}")
         if self._shoff and shnum == 0:
             # More than SHN_LORESERVE sections: the count is in section 0's size field.
-            shnum = self._raw_section(0)[4]
+            shnum = self._raw_section(0)[5]
         if self._shoff and shstrndx == SHN_XINDEX:
             shstrndx = self._raw_section(0)[6]
         self._shnum = shnum if self._shoff else 0
         self._need(self._shoff, self._shnum * self._shentsize, "section header table")
+        if self._shnum and not 0 < shstrndx < self._shnum:
+            raise ElfError(f"{source}: offset {self._shoff:#x}: section name table index "
+                           f"{shstrndx} out of range")
         self._shstrndx = shstrndx
 
     def _need(self, offset: int, size: int, what: str) -> None:
@@ -155,10 +162,17 @@ class ElfFile:
                 names = bytes(self.data[s[4] : s[4] + s[5]])
         out = []
         for i, r in enumerate(raw):
+            if i and r[0] >= max(len(names), 1):
+                raise ElfError(f"{self.source}: offset {self._shoff + i * self._shentsize:#x}: "
+                               f"section {i} name offset {r[0]} is past the name table "
+                               f"({len(names)} bytes)")
+            if i and names.find(b"\0", r[0]) < 0:
+                raise ElfError(f"{self.source}: offset {r[0]:#x} in the name table: "
+                               "unterminated section name")
             out.append(
                 Section(
                     index=i,
-                    name=_cstr(names, r[0]),
+                    name=_cstr(names, r[0]) if i else "",
                     type=r[1],
                     flags=r[2],
                     addr=r[3],

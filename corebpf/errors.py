@@ -32,6 +32,10 @@ class NotFoundError(BTFError, KeyError):
         return str(self.args[0])
 
 
+class KernelImageError(Error, ValueError):
+    """A kernel package or image (.deb, vmlinuz, vmlinux) that cannot be unpacked."""
+
+
 class ObjectError(Error):
     """A malformed or unsupported BPF object file."""
 
@@ -61,6 +65,7 @@ __all__ = [
     "AttachError",
     "BTFError",
     "Error",
+    "KernelImageError",
     "LoadError",
     "NotFoundError",
     "ObjectError",

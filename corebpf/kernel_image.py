@@ -19,6 +19,9 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
+from .elf import ElfError, ElfFile
+from .errors import KernelImageError
+
 ELF_MAGIC = b"\x7fELF"
 
 #: Ceiling on one decompressed blob (a vmlinux, a package member): a hostile payload
@@ -27,11 +30,13 @@ MAX_OUTPUT = 512 << 20
 #: Ceiling on a streamed data.tar: it is never held in memory, but decoding it costs time.
 MAX_TAR_STREAM = 4 << 30
 
+_LZMA_MEMLIMIT = 256 << 20  # the kernel's xz uses a 32 MiB dictionary, lzma -9 64 MiB
 _IN_CHUNK = 64 << 10
+_ZSTD_IN_CHUNK = 256
 _OUT_CHUNK = 1 << 20
 
-# The magics scripts/extract-vmlinux looks for, in its order. lzo and lz4 have no stdlib
-# decoder: they are recognised only to name them in the error.
+# The magics scripts/extract-vmlinux looks for, in its order. lzo has no decoder here: it
+# is recognised only to name it in the error.
 _MAGICS: tuple[tuple[str, bytes], ...] = (
     ("gzip", b"\x1f\x8b\x08"),
     ("xz", b"\xfd7zXZ\x00"),
@@ -58,7 +63,7 @@ _TAR_SUFFIXES: dict[str, str | None] = {
 # --- decompression -----------------------------------------------------------------------
 
 
-class _ZstdMissing(ValueError):
+class _ZstdMissing(KernelImageError):
     """zstd input without a zstd decoder; kept apart so a bzImage scan can report it last."""
 
 
@@ -122,13 +127,125 @@ def _bounded_chunks(data: memoryview, d: _Decompressor) -> Iterator[bytes]:
 
 
 def _zstandard_chunks(module: Any, data: memoryview) -> Iterator[bytes]:
-    # stream_reader.read(n) bounds each output step; decompressobj() would not.
-    reader = module.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=False)
+    # decompressobj() has no max_length, so feed it slivers: a zstd block takes >= 4 input
+    # bytes and gives <= 128 KiB, so one call yields at most ~8 MiB. (stream_reader would
+    # bound the output, but it reads the bzImage's appended size as a bad next frame.)
+    d = module.ZstdDecompressor().decompressobj()
+    pos = 0
+    while not d.eof:
+        if pos >= len(data):
+            raise EOFError("compressed stream ends before its end marker")
+        out = cast(bytes, d.decompress(data[pos : pos + _ZSTD_IN_CHUNK]))
+        pos += _ZSTD_IN_CHUNK
+        if out:
+            yield out
+
+
+def _zstd_chunks(data: memoryview) -> Iterator[bytes]:
+    module = _zstd_module()  # raises here, before the first chunk is asked for
+    if module.__name__ == "compression.zstd":
+        inner = _bounded_chunks(data, cast(_Decompressor, module.ZstdDecompressor()))
+    else:
+        inner = _zstandard_chunks(module, data)
+
+    def mapped() -> Iterator[bytes]:
+        try:
+            yield from inner
+        except module.ZstdError as exc:  # neither module's error is a stdlib one
+            raise EOFError(str(exc)) from exc
+
+    return mapped()
+
+
+_LZ4_LEGACY_MAGIC = b"\x02\x21\x4c\x18"
+_LZ4_LEGACY_BLOCK = 8 << 20  # the legacy frame's fixed uncompressed block size
+_LZ4_LEGACY_BOUND = _LZ4_LEGACY_BLOCK + _LZ4_LEGACY_BLOCK // 255 + 16  # LZ4_compressBound
+
+
+def lz4_block(src: bytes | memoryview, max_out: int = _LZ4_LEGACY_BLOCK) -> bytes:
+    """Decode one raw LZ4 block (no frame, no dictionary), refusing output past ``max_out``.
+
+    Pure Python because the stdlib has no LZ4 and Debian's cloud kernels are LZ4-packed;
+    ~10 MB/s, which is enough for one kernel image.
+    """
+    src = bytes(src)
+    out = bytearray()
+    pos, end = 0, len(src)
     while True:
-        out = cast(bytes, reader.read(_OUT_CHUNK))
-        if not out:
-            return
-        yield out
+        if pos >= end:
+            raise KernelImageError(f"lz4 block offset {pos:#x}: truncated (no token)")
+        token = src[pos]
+        pos += 1
+        n = token >> 4
+        if n == 15:
+            while True:
+                if pos >= end:
+                    raise KernelImageError(f"lz4 block offset {pos:#x}: truncated literal length")
+                b = src[pos]
+                pos += 1
+                n += b
+                if b != 255:
+                    break
+        if pos + n > end:
+            raise KernelImageError(f"lz4 block offset {pos:#x}: {n} literals run past the block")
+        if len(out) + n > max_out:
+            raise KernelImageError(f"lz4 block decodes to more than {max_out} bytes")
+        out += src[pos : pos + n]
+        pos += n
+        if pos == end:
+            return bytes(out)  # the last sequence is literals only
+        if pos + 2 > end:
+            raise KernelImageError(f"lz4 block offset {pos:#x}: truncated match offset")
+        dist = src[pos] | src[pos + 1] << 8
+        if dist == 0 or dist > len(out):
+            raise KernelImageError(f"lz4 block offset {pos:#x}: bad match distance {dist}")
+        pos += 2
+        n = (token & 15) + 4
+        if n == 19:
+            while True:
+                if pos >= end:
+                    raise KernelImageError(f"lz4 block offset {pos:#x}: truncated match length")
+                b = src[pos]
+                pos += 1
+                n += b
+                if b != 255:
+                    break
+        if len(out) + n > max_out:
+            raise KernelImageError(f"lz4 block decodes to more than {max_out} bytes")
+        start = len(out) - dist
+        if n <= dist:
+            out += out[start : start + n]
+        else:  # the match overlaps its own output: repeat the last ``dist`` bytes
+            pattern = out[start:]
+            out += (pattern * (n // dist + 1))[:n]
+
+
+def _lz4_legacy_chunks(data: memoryview) -> Iterator[bytes]:
+    """The blocks of an LZ4 legacy frame (``lz4 -l``, what the kernel's lz4 packing uses).
+
+    The frame has no end marker: like the kernel's unlz4, it ends where the input ends,
+    and a block size that cannot be one (the bzImage's appended length, junk after a
+    scanned magic) is taken as the end too.
+    """
+    if bytes(data[:4]) != _LZ4_LEGACY_MAGIC:
+        raise EOFError("not an lz4 legacy frame (bad magic)")
+    pos = 4
+    blocks = 0
+    while pos + 4 <= len(data):
+        if bytes(data[pos : pos + 4]) == _LZ4_LEGACY_MAGIC:  # concatenated frames
+            pos += 4
+            continue
+        (size,) = struct.unpack_from("<I", data, pos)
+        if size == 0 or size > _LZ4_LEGACY_BOUND or pos + 4 + size > len(data):
+            break
+        try:
+            yield lz4_block(data[pos + 4 : pos + 4 + size])
+        except ValueError as exc:
+            raise EOFError(f"offset {pos + 4:#x}: {exc}") from exc
+        blocks += 1
+        pos += 4 + size
+    if blocks == 0:
+        raise EOFError("lz4 legacy frame has no block")
 
 
 def _chunks(data: bytes | memoryview, fmt: str) -> Iterator[bytes]:
@@ -140,35 +257,34 @@ def _chunks(data: bytes | memoryview, fmt: str) -> Iterator[bytes]:
     view = memoryview(data)
     if fmt == "gzip":
         return _zlib_chunks(view, 16 + zlib.MAX_WBITS)
-    if fmt == "xz":
-        return _bounded_chunks(view, cast(_Decompressor, lzma.LZMADecompressor(lzma.FORMAT_XZ)))
-    if fmt == "lzma":
-        return _bounded_chunks(
-            view, cast(_Decompressor, lzma.LZMADecompressor(lzma.FORMAT_ALONE))
-        )
+    if fmt in ("xz", "lzma"):
+        form = lzma.FORMAT_XZ if fmt == "xz" else lzma.FORMAT_ALONE
+        # The memlimit stops a false or hostile header from declaring a 4 GiB dictionary.
+        d = lzma.LZMADecompressor(form, memlimit=_LZMA_MEMLIMIT)
+        return _bounded_chunks(view, cast(_Decompressor, d))
     if fmt == "bzip2":
         return _bounded_chunks(view, cast(_Decompressor, bz2.BZ2Decompressor()))
     if fmt == "zstd":
-        module = _zstd_module()
-        if module.__name__ == "compression.zstd":
-            return _bounded_chunks(view, cast(_Decompressor, module.ZstdDecompressor()))
-        return _zstandard_chunks(module, view)
-    raise ValueError(f"no decoder for {fmt}-compressed data in the Python standard library")
+        return _zstd_chunks(view)
+    if fmt == "lz4":
+        return _lz4_legacy_chunks(view)
+    raise KernelImageError(f"no decoder for {fmt}-compressed data in the Python standard library")
 
 
 def decompress(data: bytes | memoryview, fmt: str, limit: int = MAX_OUTPUT) -> bytes:
-    """Decompress one ``fmt`` stream (gzip, xz, lzma, bzip2, zstd), refusing output past
-    ``limit`` bytes so that a decompression bomb fails instead of filling memory."""
+    """Decompress one ``fmt`` stream (gzip, xz, lzma, bzip2, lz4 legacy, zstd), refusing
+    output past ``limit`` bytes so that a decompression bomb fails instead of filling
+    memory."""
     out: list[bytes] = []
     total = 0
     try:
         for chunk in _chunks(data, fmt):
             total += len(chunk)
             if total > limit:
-                raise ValueError(f"{fmt} data decompresses to more than {limit} bytes")
+                raise KernelImageError(f"{fmt} data decompresses to more than {limit} bytes")
             out.append(chunk)
     except (zlib.error, lzma.LZMAError, OSError, EOFError) as exc:
-        raise ValueError(f"corrupt {fmt} data: {exc}") from exc
+        raise KernelImageError(f"corrupt {fmt} data: {exc}") from exc
     return b"".join(out)
 
 
@@ -195,12 +311,13 @@ class _DecodedStream(io.RawIOBase):
             try:
                 chunk = next(self._chunks, None)
             except (zlib.error, lzma.LZMAError, OSError, EOFError) as exc:
-                raise ValueError(f"corrupt {self._fmt} data: {exc}") from exc
+                raise KernelImageError(f"corrupt {self._fmt} data: {exc}") from exc
             if chunk is None:
                 return 0
             self._total += len(chunk)
             if self._total > self._limit:
-                raise ValueError(f"{self._fmt} data decompresses to more than {self._limit} bytes")
+                raise KernelImageError(
+                    f"{self._fmt} data decompresses to more than {self._limit} bytes")
             self._buf = memoryview(chunk)
         n = min(len(target), len(self._buf))
         target[:n] = self._buf[:n]
@@ -217,7 +334,7 @@ def ar_members(data: bytes) -> dict[str, bytes]:
     The GNU symbol table ``/`` and long-name table ``//`` are consumed, not returned.
     """
     if not data.startswith(_AR_MAGIC):
-        raise ValueError("offset 0x0: not an ar archive (bad magic)")
+        raise KernelImageError("offset 0x0: not an ar archive (bad magic)")
     members: dict[str, bytes] = {}
     long_names = b""
     pos = len(_AR_MAGIC)
@@ -226,17 +343,17 @@ def ar_members(data: bytes) -> dict[str, bytes]:
             pos += 1
             continue
         if pos + _AR_HEADER > len(data):
-            raise ValueError(f"offset {pos:#x}: truncated ar member header")
+            raise KernelImageError(f"offset {pos:#x}: truncated ar member header")
         header = data[pos : pos + _AR_HEADER]
         if header[58:60] != b"`\n":
-            raise ValueError(f"offset {pos + 58:#x}: bad ar member header terminator")
+            raise KernelImageError(f"offset {pos + 58:#x}: bad ar member header terminator")
         size_field = header[48:58].strip()
         if not size_field.isdigit():
-            raise ValueError(f"offset {pos + 48:#x}: bad ar member size {size_field!r}")
+            raise KernelImageError(f"offset {pos + 48:#x}: bad ar member size {size_field!r}")
         size = int(size_field)
         start = pos + _AR_HEADER
         if start + size > len(data):
-            raise ValueError(
+            raise KernelImageError(
                 f"offset {pos:#x}: ar member of {size} bytes runs past the end of the archive"
             )
         body = data[start : start + size]
@@ -244,7 +361,7 @@ def ar_members(data: bytes) -> dict[str, bytes]:
         if raw.startswith(b"#1/") and raw[3:].isdigit():  # BSD: name prefixes the data
             n = int(raw[3:])
             if n > size:
-                raise ValueError(f"offset {pos:#x}: BSD ar name longer than its member")
+                raise KernelImageError(f"offset {pos:#x}: BSD ar name longer than its member")
             raw, body = body[:n].rstrip(b"\0"), body[n:]
         elif raw == b"//":
             long_names = body
@@ -255,14 +372,14 @@ def ar_members(data: bytes) -> dict[str, bytes]:
             off = int(raw[1:])
             end = long_names.find(b"/\n", off)
             if off >= len(long_names) or end < 0:
-                raise ValueError(f"offset {pos:#x}: GNU ar long name {off} out of range")
+                raise KernelImageError(f"offset {pos:#x}: GNU ar long name {off} out of range")
             raw = long_names[off:end]
         elif raw.endswith(b"/"):
             raw = raw[:-1]
         if raw:
             name = raw.decode("utf-8", "replace")
             if name in members:
-                raise ValueError(f"offset {pos:#x}: duplicate ar member {name!r}")
+                raise KernelImageError(f"offset {pos:#x}: duplicate ar member {name!r}")
             members[name] = body
         pos = start + size + (size & 1)
     return members
@@ -273,7 +390,7 @@ def deb_members(data: bytes) -> dict[str, bytes]:
     members = ar_members(data)
     first = next(iter(members), None)
     if first != "debian-binary" or not members[first].startswith(b"2."):
-        raise ValueError("not a Debian binary package (no 'debian-binary' 2.x first member)")
+        raise KernelImageError("not a Debian binary package (no 'debian-binary' 2.x first member)")
     return members
 
 
@@ -282,7 +399,7 @@ def _deb_tar(members: dict[str, bytes], stem: str) -> tuple[bytes, str | None]:
         body = members.get(stem + suffix)
         if body is not None:
             return body, fmt
-    raise ValueError(f"Debian package has no {stem}.* member (has {sorted(members)})")
+    raise KernelImageError(f"Debian package has no {stem}.* member (has {sorted(members)})")
 
 
 def _tar_find(
@@ -301,13 +418,13 @@ def _tar_find(
                 if not (member.isfile() and match(path)):
                     continue
                 if member.size > MAX_OUTPUT:
-                    raise ValueError(f"{path}: {member.size} bytes is over {MAX_OUTPUT}")
+                    raise KernelImageError(f"{path}: {member.size} bytes is over {MAX_OUTPUT}")
                 f = tar.extractfile(member)
                 if f is None:  # pragma: no cover - isfile() members always have data
                     continue
                 return path, f.read()
     except tarfile.TarError as exc:
-        raise ValueError(f"bad tar archive: {exc}") from exc
+        raise KernelImageError(f"bad tar archive: {exc}") from exc
     return None
 
 
@@ -317,7 +434,7 @@ def deb_control(data: bytes) -> dict[str, str]:
     body, fmt = _deb_tar(deb_members(data), "control.tar")
     found = _tar_find(body, fmt, lambda p: p == "control")
     if found is None:
-        raise ValueError("control.tar has no 'control' file")
+        raise KernelImageError("control.tar has no 'control' file")
     fields: dict[str, str] = {}
     key = ""
     for line in found[1].decode("utf-8", "replace").splitlines():
@@ -335,7 +452,7 @@ def deb_vmlinuz(data: bytes) -> tuple[str, bytes]:
     body, fmt = _deb_tar(deb_members(data), "data.tar")
     found = _tar_find(body, fmt, lambda p: p.startswith("boot/vmlinuz-"))
     if found is None:
-        raise ValueError("package has no boot/vmlinuz-* file")
+        raise KernelImageError("package has no boot/vmlinuz-* file")
     path, image = found
     return path.removeprefix("boot/vmlinuz-"), image
 
@@ -353,25 +470,24 @@ def _format_of(payload: bytes | memoryview) -> str | None:
 
 def _try_elf(payload: bytes | memoryview, fmt: str, limit: int) -> bytes | None:
     """The decompressed payload if it is a whole stream starting with the ELF magic, else
-    None. Over-limit output and a missing zstd decoder still raise."""
+    None. Output past ``limit`` and a missing zstd decoder still raise."""
+    chunks = _chunks(payload, fmt)
     out: list[bytes] = []
     total = 0
     try:
-        for chunk in _chunks(payload, fmt):
-            if not out and total == 0 and not (chunk[:4] == ELF_MAGIC[: len(chunk[:4])]):
-                return None  # a false magic: stop at the first output chunk
+        for chunk in chunks:
+            if total < 4 <= total + len(chunk) and not b"".join([*out, chunk]).startswith(
+                ELF_MAGIC
+            ):
+                return None  # a false magic: give up after the first few output bytes
             total += len(chunk)
             if total > limit:
-                raise ValueError(f"{fmt} payload decompresses to more than {limit} bytes")
+                break
             out.append(chunk)
     except (zlib.error, lzma.LZMAError, OSError, EOFError):
         return None
-    except _ZstdMissing:
-        raise
-    except ValueError:
-        if total > limit:
-            raise
-        return None  # zstandard reports corrupt input as ZstdError, a ValueError
+    if total > limit:
+        raise KernelImageError(f"{fmt} payload decompresses to more than {limit} bytes")
     result = b"".join(out)
     return result if result.startswith(ELF_MAGIC) else None
 
@@ -391,39 +507,42 @@ def _header_payload(image: bytes) -> memoryview | None:
     return memoryview(image)[start : start + length]
 
 
+def image_compression(image: bytes) -> str | None:
+    """How an x86 bzImage's payload is packed (gzip, xz, lz4, zstd, ...) per its boot
+    header, or None when the header names none: provenance for test data."""
+    payload = _header_payload(image)
+    return None if payload is None else _format_of(payload)
+
+
 def extract_vmlinux(image: bytes, limit: int = MAX_OUTPUT) -> bytes:
     """The ELF vmlinux inside a compressed kernel image (x86 bzImage or similar).
 
     Like the kernel's scripts/extract-vmlinux: the payload the boot header names is tried
-    first, then every gzip/xz/bzip2/lzma/zstd magic in the image; the first that
-    decompresses to an ELF file wins. An uncompressed ELF is returned as is.
+    first, then every gzip/xz/bzip2/lzma/lz4/zstd magic in the image; the first that
+    decompresses to an ELF file wins. An uncompressed ELF is returned as is. zstd needs
+    Python 3.14's ``compression.zstd`` or the ``zstandard`` module; the rest is stdlib
+    (lz4 is decoded here, in pure Python).
     """
     if image.startswith(ELF_MAGIC):
         return image
     zstd_missing: _ZstdMissing | None = None
     unsupported: set[str] = set()
     header = _header_payload(image)
-    if header is not None:
-        fmt = _format_of(header)
-        if fmt is not None:
-            try:
-                found = _try_elf(header, fmt, limit)
-            except _ZstdMissing as exc:
-                raise ValueError(f"kernel payload is zstd-compressed: {exc}") from exc
-            except ValueError as exc:
-                if fmt in ("lzo", "lz4"):
-                    raise ValueError(
-                        f"kernel payload is {fmt}-compressed, which the Python standard "
-                        f"library cannot decompress"
-                    ) from exc
-                raise
-            if found is not None:
-                return found
+    fmt = None if header is None else _format_of(header)
+    if fmt == "lzo":
+        raise KernelImageError("kernel payload is lzo-compressed, which corebpf cannot decompress")
+    if header is not None and fmt is not None:
+        try:
+            found = _try_elf(header, fmt, limit)
+        except _ZstdMissing as exc:
+            raise KernelImageError(f"kernel payload is zstd-compressed: {exc}") from exc
+        if found is not None:
+            return found
     view = memoryview(image)
     for fmt, magic in _MAGICS:
         pos = image.find(magic)
         while pos >= 0:
-            if fmt in ("lzo", "lz4"):
+            if fmt == "lzo":
                 unsupported.add(fmt)
                 break
             try:
@@ -435,10 +554,11 @@ def extract_vmlinux(image: bytes, limit: int = MAX_OUTPUT) -> bytes:
                 return found
             pos = image.find(magic, pos + 1)
     if zstd_missing is not None:
-        raise ValueError(f"no gzip/xz/bzip2/lzma vmlinux found; {zstd_missing}")
-    extra = f" (saw {'/'.join(sorted(unsupported))} magic, which has no stdlib decoder)"
-    raise ValueError("no compressed ELF vmlinux found in the image" + (extra if unsupported
-                                                                        else ""))
+        raise KernelImageError(f"no gzip/xz/bzip2/lzma/lz4 vmlinux found; {zstd_missing}")
+    why = "no compressed ELF vmlinux found in the image"
+    if unsupported:
+        why += " (it has lzo magic, which corebpf cannot decompress)"
+    raise KernelImageError(why)
 
 
 # --- ELF ---------------------------------------------------------------------------------
@@ -446,77 +566,12 @@ def extract_vmlinux(image: bytes, limit: int = MAX_OUTPUT) -> bytes:
 
 def elf_section(data: bytes, name: str) -> bytes | None:
     """The file bytes of the first section called ``name`` (``b""`` for SHT_NOBITS), or
-    None if there is none. ELF32/ELF64, either byte order; raises ValueError naming the
-    offset on anything malformed."""
-    size = len(data)
-
-    def need(offset: int, length: int, what: str) -> None:
-        if offset < 0 or length < 0 or offset + length > size:
-            raise ValueError(
-                f"offset {offset:#x}: {what} of {length} bytes runs past the end of the file "
-                f"({size} bytes)"
-            )
-
-    need(0, 16, "ELF identification")
-    if data[:4] != ELF_MAGIC:
-        raise ValueError("offset 0x0: not an ELF file (bad magic)")
-    ei_class, ei_data = data[4], data[5]
-    if ei_class not in (1, 2):
-        raise ValueError(f"offset 0x4: bad ELF class {ei_class}")
-    if ei_data not in (1, 2):
-        raise ValueError(f"offset 0x5: bad ELF data encoding {ei_data}")
-    e = "<" if ei_data == 1 else ">"
-    is64 = ei_class == 2
-    # e_shoff, then e_shentsize, e_shnum, e_shstrndx
-    if is64:
-        need(0, 64, "ELF64 header")
-        (shoff,) = struct.unpack_from(e + "Q", data, 0x28)
-        shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", data, 0x3A)
-        sh = struct.Struct(e + "IIQQQQIIQQ")
-    else:
-        need(0, 52, "ELF32 header")
-        (shoff,) = struct.unpack_from(e + "I", data, 0x20)
-        shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", data, 0x2E)
-        sh = struct.Struct(e + "IIIIIIIIII")
-    if shoff == 0:
-        return None  # no section header table
-    if shentsize < sh.size:
-        raise ValueError(f"offset {shoff:#x}: section header size {shentsize} < {sh.size}")
-
-    def header(index: int) -> tuple[int, ...]:
-        off = shoff + index * shentsize
-        need(off, sh.size, f"section header {index}")
-        return sh.unpack_from(data, off)
-
-    if shnum == 0:  # >= SHN_LORESERVE sections: the count is in section 0's sh_size
-        shnum = header(0)[5]
-    if shstrndx == 0xFFFF:  # SHN_XINDEX: the index is in section 0's sh_link
-        shstrndx = header(0)[6]
-    need(shoff, shnum * shentsize, "section header table")
-    if not 0 < shstrndx < shnum:
-        raise ValueError(f"offset {shoff:#x}: section name table index {shstrndx} out of range")
-    strtab = header(shstrndx)
-    str_off, str_size = strtab[4], strtab[5]
-    need(str_off, str_size, "section name table")
-    names = memoryview(data)[str_off : str_off + str_size]
-    want = name.encode()
-    for index in range(shnum):
-        sec = header(index)
-        name_off = sec[0]
-        if name_off >= str_size:
-            if index == 0:
-                continue  # the null section's name may be anything
-            raise ValueError(
-                f"offset {shoff + index * shentsize:#x}: section {index} name offset "
-                f"{name_off} is past the name table ({str_size} bytes)"
-            )
-        end = bytes(names[name_off:]).find(b"\0") if name_off < str_size else -1
-        if end < 0:
-            raise ValueError(f"offset {str_off + name_off:#x}: unterminated section name")
-        if bytes(names[name_off : name_off + end]) != want:
-            continue
-        if sec[1] == 8:  # SHT_NOBITS occupies no file bytes
-            return b""
-        need(sec[4], sec[5], f"section {name!r}")
-        return data[sec[4] : sec[4] + sec[5]]
-    return None
+    None if there is none; a malformed ELF raises KernelImageError naming the offset."""
+    try:
+        elf = ElfFile(data, source="vmlinux")
+        if not elf.sections:
+            return None
+        sec = elf.section(name)
+        return None if sec is None else bytes(elf.section_data(sec))
+    except ElfError as e:
+        raise KernelImageError(str(e)) from None
