@@ -133,6 +133,40 @@ def extract(deb: Path, out: Path, raw_dir: Path | None) -> Kernel:
     return kernel
 
 
+def extract_modules(deb: Path, out: Path, modules: list[str]) -> list[str]:
+    """Split BTF of kernel modules (``name.ko`` in the package) as
+    ``modules/<release>/<name>.btf.xz``: their type ids and strings continue vmlinux's."""
+    import io
+    import tarfile
+
+    data = deb.read_bytes()
+    release, _ = kernel_image.deb_vmlinuz(data)
+    members = kernel_image.deb_members(data)
+    name = next(k for k in members if k.startswith("data.tar"))
+    raw = members[name]
+    if name.endswith(".xz"):
+        raw = kernel_image.decompress(raw, "xz")
+    written = []
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        for m in tar.getmembers():
+            base = m.name.rsplit("/", 1)[-1]
+            if not m.isreg() or base.removesuffix(".ko") not in modules or not base.endswith(
+                    ".ko"):
+                continue
+            f = tar.extractfile(m)
+            assert f is not None
+            btf = kernel_image.elf_section(f.read(), ".BTF")
+            if not btf:
+                raise SystemExit(f"{m.name}: no .BTF section")
+            dest = out / "modules" / release
+            dest.mkdir(parents=True, exist_ok=True)
+            target = dest / f"{base.removesuffix('.ko')}.btf.xz"
+            target.write_bytes(lzma.compress(btf, preset=XZ_PRESET))
+            written.append(f"{target.relative_to(out)} ({len(btf)} bytes of split BTF, "
+                           f"sha256 {hashlib.sha256(btf).hexdigest()})")
+    return written
+
+
 def write_sources(out: Path, kernels: list[Kernel], notes: list[str]) -> None:
     total = sum(k.xz_size for k in kernels)
     lines = [
@@ -165,11 +199,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, help="keep/reuse the .deb files here")
     parser.add_argument("--raw-dir", type=Path, help="also write the raw BTF here")
     parser.add_argument("--budget", type=int, default=BUDGET, help="max total .btf.xz bytes")
+    parser.add_argument("--modules", default="veth,nf_conntrack",
+                        help="modules whose split BTF to keep, from the first package "
+                        "(comma-separated; empty for none)")
     args = parser.parse_args(argv)
 
     packages = args.packages or default_packages(unsigned_images())
     args.out.mkdir(parents=True, exist_ok=True)
     kernels: list[Kernel] = []
+    module_notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="corebpf-debs-") as tmp:
         where = args.cache or Path(tmp)
         where.mkdir(parents=True, exist_ok=True)
@@ -180,10 +218,12 @@ def main(argv: list[str] | None = None) -> int:
             except ValueError as exc:  # e.g. a zstd kernel without the zstandard module
                 raise SystemExit(f"{deb.name}: {exc}") from exc
             kernels.append(kernel)
+            if args.modules and len(kernels) == 1:
+                module_notes = extract_modules(deb, args.out, args.modules.split(","))
             print(f"{kernel.file}: {kernel.compression} vmlinuz, {kernel.raw_size} bytes of "
                   f"BTF, {kernel.xz_size} packed", flush=True)
 
-    notes: list[str] = []
+    notes: list[str] = [f"module {m}" for m in module_notes]
     total = sum(k.xz_size for k in kernels)
     rt = [k for k in kernels if "-rt-" in k.package]
     if total > args.budget and rt and len(kernels) > len(rt):

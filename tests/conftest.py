@@ -68,3 +68,13 @@ def raw_copy(path: Path, tmp_dir: Path) -> Path:
 
 def file_id(path: Path) -> str:
     return path.name
+
+
+def module_files() -> list[tuple[Path, Path]]:
+    """(split module BTF, its base) pairs from the project's Debian data."""
+    out = []
+    for mod in sorted((DATA / "btf" / "modules").glob("*/*.btf.xz")):
+        base = DATA / "btf" / f"{mod.parent.name}.btf.xz"
+        if base.exists():
+            out.append((mod, base))
+    return out
