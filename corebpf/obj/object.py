@@ -8,6 +8,7 @@ parsing), so that a later loader can act on the spec exactly as libbpf would.
 from __future__ import annotations
 
 import enum
+import os
 import struct
 from pathlib import Path
 
@@ -199,7 +200,7 @@ class ObjectSpec:
             raise ObjectError(f"{source}: malformed object: {e}") from None
 
     @classmethod
-    def load(cls, path: str | Path) -> ObjectSpec:
+    def load(cls, path: str | os.PathLike[str]) -> ObjectSpec:
         try:
             data = Path(path).read_bytes()
         except OSError as e:

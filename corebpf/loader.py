@@ -1,0 +1,674 @@
+"""Turning an ObjectSpec into kernel objects, in libbpf's order: BTF, maps, relocations
+(CO-RE, externs, maps and global data, bpf-to-bpf calls), programs.
+
+Only ``corebpf.sys`` talks to the kernel; this module decides what to ask for.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import os
+import struct
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from . import sys as ksys
+from .btf import Spec
+from .btf import types as bt
+from .btf.files import KERNEL_BTF
+from .btf.files import load as load_btf
+from .btf.writer import Builder
+from .core import RelocationReport, Relocator, Target
+from .errors import LoadError, RelocationError
+from .kconfig import kernel_version, read_kconfig
+from .obj.object import (
+    KCONFIG_SEC,
+    MAP_F_MMAPABLE,
+    MAP_TYPE_ARRAY_OF_MAPS,
+    MAP_TYPE_HASH_OF_MAPS,
+    MAP_TYPE_PROG_ARRAY,
+    ExternSpec,
+    MapSpec,
+    ObjectSpec,
+    ProgramSpec,
+    RelocType,
+)
+from .obj.sections import AttachType
+
+INSN = struct.Struct("<BBhi")
+BPF_PSEUDO_MAP_FD = 1
+BPF_PSEUDO_MAP_VALUE = 2
+BPF_PSEUDO_BTF_ID = 3
+BPF_PSEUDO_FUNC = 4
+BPF_PSEUDO_CALL = 1
+BPF_PSEUDO_KFUNC_CALL = 2
+BPF_F_SLEEPABLE = 1 << 4
+BPF_F_XDP_HAS_FRAGS = 1 << 5
+MAP_UPDATE_ANY = 0
+PIN_BY_NAME = 1
+DEFAULT_PIN_ROOT = "/sys/fs/bpf"
+
+# Map types the kernel refuses BTF key/value types for (libbpf clears them too).
+# perf_event_array, stack_trace, cgroup_array, array/hash of maps, devmap(_hash), sockmap,
+# cpumap, xskmap, sockhash, queue, stack
+_NO_BTF_MAP_TYPES = {4, 7, 8, 12, 13, 14, 15, 16, 17, 18, 22, 23, 25}
+MAP_TYPE_PERF_EVENT_ARRAY = 4
+MAP_TYPE_RINGBUF = 27
+
+
+def possible_cpus() -> int:
+    """Number of possible CPUs (per-CPU maps, perf event arrays)."""
+    try:
+        text = Path("/sys/devices/system/cpu/possible").read_text().strip()
+    except OSError:
+        return os.cpu_count() or 1
+    n = 0
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        n = max(n, int(hi or lo) + 1)
+    return n
+
+
+class LoadedMap:
+    """A map created for an object: its fd, its spec, and for global data an mmap."""
+
+    def __init__(self, spec: MapSpec, fd: ksys.FD, btf: Spec | None):
+        self.spec = spec
+        self.fd = fd
+        self.btf = btf
+        self.mmap: mmap.mmap | None = None
+        self.pinned: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def close(self) -> None:
+        if self.mmap is not None:
+            try:
+                self.mmap.close()
+            except BufferError:
+                pass  # a view is still exported; the mapping goes with the process
+            self.mmap = None
+        self.fd.close()
+
+    def __repr__(self) -> str:
+        return f"LoadedMap({self.name!r}, fd={self.fd.fd})"
+
+
+class Program:
+    """A loaded program: fd, spec, and what it was relocated into."""
+
+    def __init__(self, spec: ProgramSpec, fd: ksys.FD, insns: bytes, log: str,
+                 attach_btf_id: int = 0):
+        self.spec = spec
+        self.fd = fd
+        self.insns = insns
+        self.verifier_log = log
+        self.attach_btf_id = attach_btf_id
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def test_run(self, data: bytes = b"", repeat: int = 1, ctx: bytes = b"") -> tuple[int, bytes]:
+        return ksys.prog_test_run(self.fd.fd, data, repeat, ctx)
+
+    def close(self) -> None:
+        self.fd.close()
+
+    def __repr__(self) -> str:
+        return f"Program({self.name!r}, fd={self.fd.fd})"
+
+
+class Collection:
+    """Everything loaded from one object; close() releases every fd."""
+
+    def __init__(self, obj: ObjectSpec):
+        self.obj = obj
+        self.maps: dict[str, LoadedMap] = {}
+        self.programs: dict[str, Program] = {}
+        self.btf_fd: ksys.FD | None = None
+        self.core_reports: list[RelocationReport] = []
+
+    def close(self) -> None:
+        for p in self.programs.values():
+            p.close()
+        for m in self.maps.values():
+            m.close()
+        if self.btf_fd is not None:
+            self.btf_fd.close()
+
+    def __enter__(self) -> Collection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _fixup_btf(obj: ObjectSpec, kconfig_layout: dict[str, tuple[int, int]]) -> bytes:
+    """libbpf's btf_fixup_datasec: DATASEC sizes and variable offsets from the ELF, the
+    .kconfig section laid out by the loader, variables sorted by offset."""
+    assert obj.btf is not None
+    b = Builder.from_spec(obj.btf)
+    sizes = {s.name: s.size for s in obj.elf.sections}
+    syms = {s.name: s.value for s in obj.elf.symbols if s.name and s.shndx not in (0, 0xFFF1)}
+    for i, t in enumerate(b.types):
+        if not isinstance(t, bt.Datasec):
+            continue
+        vars_ = [bt.VarSecinfo(v.type, v.offset, v.size) for v in t.vars]
+        size = t.size
+        if t.name == KCONFIG_SEC:
+            for v in vars_:
+                var = b[v.type]
+                if var.name in kconfig_layout:
+                    v.offset, v.size = kconfig_layout[var.name]
+            size = max((v.offset + v.size for v in vars_), default=0)
+        elif t.name != ".ksyms":
+            if size == 0:
+                size = sizes.get(t.name, 0)
+                for v in vars_:
+                    var = b[v.type]
+                    if isinstance(var, bt.Var) and var.linkage not in (0, 2):
+                        v.offset = syms.get(var.name, v.offset)
+        vars_.sort(key=lambda v: v.offset)
+        b.types[i] = bt.Datasec(t.name, size, vars_)
+    return b.encode()
+
+
+def _kconfig_layout(obj: ObjectSpec) -> tuple[dict[str, tuple[int, int]], int]:
+    """Offsets for .kconfig externs: natural alignment, in declaration order."""
+    btf = obj.btf
+    layout: dict[str, tuple[int, int]] = {}
+    off = 0
+    if btf is None:
+        return layout, 0
+    for ext in obj.externs.values():
+        if ext.kind != "kconfig":
+            continue
+        size = btf.size_of(ext.target_type_id)
+        align = min(btf.align_of(ext.target_type_id), 8)
+        off = (off + align - 1) // align * align
+        layout[ext.name] = (off, size)
+        off += size
+    return layout, off
+
+
+def _kconfig_value(btf: Spec, ext: ExternSpec, config: Mapping[str, str]) -> bytes | None:
+    """The bytes of one .kconfig extern, or None when unknown (left zero)."""
+    size = btf.size_of(ext.target_type_id)
+    t = btf.type(btf.resolve(ext.target_type_id))
+    if ext.name == "LINUX_KERNEL_VERSION":
+        return kernel_version().to_bytes(size, "little")
+    if ext.name in ("LINUX_HAS_BPF_COOKIE", "LINUX_HAS_SYSCALL_WRAPPER"):
+        return (1).to_bytes(size, "little")
+    raw = config.get(ext.name)
+    if raw is None:
+        return None
+    if isinstance(t, bt.Enum) and t.name == "libbpf_tristate":
+        val = {"y": 1, "m": 2, "n": 0}.get(raw, 0)
+        return val.to_bytes(size, "little")
+    if isinstance(t, bt.Int) and t.encoding & bt.IntEncoding.BOOL:
+        return (1 if raw in ("y", "m") else 0).to_bytes(size, "little")
+    if isinstance(t, bt.Array):
+        s = raw.strip('"').encode()[: size - 1]
+        return s.ljust(size, b"\0")
+    if raw in ("y", "m", "n"):
+        return (1 if raw != "n" else 0).to_bytes(size, "little")
+    try:
+        val = int(raw, 0)
+    except ValueError:
+        return None
+    signed = isinstance(t, bt.Int) and bool(t.encoding & 1)
+    return (val & ((1 << (8 * size)) - 1)).to_bytes(size, "little", signed=False) if not signed \
+        else val.to_bytes(size, "little", signed=True)
+
+
+def _kallsyms() -> dict[str, int]:
+    out: dict[str, int] = {}
+    try:
+        with open("/proc/kallsyms") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3:
+                    out.setdefault(parts[2], int(parts[0], 16))
+    except OSError:
+        pass
+    return out
+
+
+def _attach_btf_id(vmlinux: Spec, prog: ProgramSpec) -> int:
+    """The kernel BTF id a tracing/LSM/iterator program attaches to (libbpf's rules)."""
+    d = prog.section_def
+    if d is None or not d.btf_target:
+        return 0
+    target = prog.attach_target
+    if not target:
+        raise LoadError(f"program {prog.name!r}: section {prog.section!r} names no target")
+    if d.attach_type == AttachType.TRACE_RAW_TP:
+        name, kind = f"btf_trace_{target}", bt.Kind.TYPEDEF
+    elif d.attach_type in (AttachType.LSM_MAC, AttachType.LSM_CGROUP):
+        name, kind = f"bpf_lsm_{target}", bt.Kind.FUNC
+    elif d.attach_type == AttachType.TRACE_ITER:
+        name, kind = f"bpf_iter_{target}", bt.Kind.FUNC
+    else:
+        name, kind = target, bt.Kind.FUNC
+    ids = vmlinux.find_by_name(name, kind)
+    if not ids:
+        raise LoadError(f"program {prog.name!r}: kernel has no {kind.name} {name!r} to attach to")
+    return ids[0]
+
+
+class Loader:
+    """One load of one object (use :func:`load`)."""
+
+    def __init__(self, obj: ObjectSpec, *, core_btf: Spec | None = None,
+                 vmlinux: Spec | None = None, rodata: Mapping[str, Any] | None = None,
+                 kconfig: Mapping[str, str] | None = None, pin_root: str = DEFAULT_PIN_ROOT,
+                 programs: Iterable[str] | None = None, log_level: int = 0):
+        self.obj = obj
+        self._vmlinux = vmlinux
+        self.core_btf = core_btf
+        self.rodata = dict(rodata or {})
+        self.kconfig = kconfig
+        self.pin_root = pin_root
+        self.only = set(programs) if programs is not None else None
+        self.log_level = log_level
+        self.coll = Collection(obj)
+
+    @property
+    def vmlinux(self) -> Spec:
+        if self._vmlinux is None:
+            self._vmlinux = load_btf(KERNEL_BTF)
+        return self._vmlinux
+
+    def run(self) -> Collection:
+        obj = self.obj
+        if obj.endian != "<" and struct.pack("=I", 1) == struct.pack("<I", 1):
+            raise LoadError(f"{obj.source}: big-endian object cannot run on this kernel")
+        try:
+            self._load_btf()
+            self._create_maps()
+            patched = self._relocate_core()
+            self._load_programs(patched)
+            self._fill_prog_arrays()
+        except BaseException:
+            self.coll.close()
+            raise
+        return self.coll
+
+    # -- BTF -------------------------------------------------------------------------
+
+    def _load_btf(self) -> None:
+        self.kcfg_layout, self.kcfg_size = _kconfig_layout(self.obj)
+        if self.obj.btf is None:
+            self.btf_raw = b""
+            return
+        self.btf_raw = _fixup_btf(self.obj, self.kcfg_layout)
+        self.kbtf = Spec(self.btf_raw, source=f"{self.obj.source}:.BTF (fixed up)")
+        try:
+            self.coll.btf_fd = ksys.btf_load(self.btf_raw)
+        except LoadError as e:
+            raise LoadError(f"{self.obj.source}: the kernel refused the object's BTF: {e}",
+                            errno=e.errno, log=e.log) from None
+
+    # -- maps ------------------------------------------------------------------------
+
+    def _map_btf_ids(self, m: MapSpec) -> tuple[int, int, int]:
+        if self.coll.btf_fd is None or m.type in _NO_BTF_MAP_TYPES:
+            return 0, 0, 0
+        if m.is_data:
+            ids = self.kbtf.find_by_name(m.section, bt.Kind.DATASEC)
+            return self.coll.btf_fd.fd, 0, ids[0] if ids else 0
+        return self.coll.btf_fd.fd, m.key_type_id, m.value_type_id
+
+    def _create_one(self, m: MapSpec, inner_fd: int = 0) -> ksys.FD:
+        max_entries = m.max_entries
+        if m.type == MAP_TYPE_PERF_EVENT_ARRAY and max_entries == 0:
+            max_entries = possible_cpus()
+        if m.type == MAP_TYPE_RINGBUF:
+            page = mmap.PAGESIZE
+            max_entries = max(page, (max_entries + page - 1) // page * page)
+        btf_fd, key_id, value_id = self._map_btf_ids(m)
+        try:
+            try:
+                return ksys.map_create(m.type, m.key_size, m.value_size, max_entries,
+                                       flags=m.flags, inner_map_fd=inner_fd,
+                                       numa_node=m.numa_node, name=m.name, btf_fd=btf_fd,
+                                       btf_key_type_id=key_id, btf_value_type_id=value_id,
+                                       map_extra=m.map_extra)
+            except OSError:
+                if not (key_id or value_id):
+                    raise
+                # as libbpf: the kernel may not take BTF types for this map; retry without
+                return ksys.map_create(m.type, m.key_size, m.value_size, max_entries,
+                                       flags=m.flags, inner_map_fd=inner_fd,
+                                       numa_node=m.numa_node, name=m.name,
+                                       map_extra=m.map_extra)
+        except OSError as e:
+            raise LoadError(f"{self.obj.source}: map {m.name!r} (type {m.type}, key "
+                            f"{m.key_size}, value {m.value_size}, max {max_entries}): "
+                            f"{e.strerror}", errno=e.errno or 0) from None
+
+    def _create_maps(self) -> None:
+        obj = self.obj
+        specs = [m for m in obj.maps.values() if not m.name.endswith(".inner")]
+        if self.kcfg_layout:
+            kc = MapSpec(name=self._kconfig_map_name(), type=2, key_size=4,
+                         value_size=max(self.kcfg_size, 1), max_entries=1,
+                         flags=(1 << 7) | MAP_F_MMAPABLE, section=KCONFIG_SEC, is_data=True,
+                         read_only=True, contents=self._kconfig_contents())
+            specs.append(kc)
+        for m in specs:
+            pin_path = None
+            if m.pinning == PIN_BY_NAME:
+                from .sys.fs import ensure_bpffs
+
+                pin_path = os.path.join(ensure_bpffs(self.pin_root), m.name)
+                if os.path.exists(pin_path):
+                    fd = ksys.obj_get(pin_path)
+                    lm = LoadedMap(m, fd, obj.btf)
+                    lm.pinned = pin_path
+                    self.coll.maps[m.name] = lm
+                    continue
+            inner_fd: ksys.FD | None = None
+            if m.inner is not None:
+                inner_fd = self._create_one(m.inner)
+            try:
+                fd = self._create_one(m, inner_fd.fd if inner_fd else 0)
+            finally:
+                if inner_fd is not None:
+                    inner_fd.close()
+            lm = LoadedMap(m, fd, obj.btf)
+            self.coll.maps[m.name] = lm
+            if m.is_data:
+                self._init_data_map(lm)
+            if pin_path is not None:
+                ksys.obj_pin(fd.fd, pin_path)
+                lm.pinned = pin_path
+        for m in specs:
+            if m.type in (MAP_TYPE_ARRAY_OF_MAPS, MAP_TYPE_HASH_OF_MAPS):
+                for slot, name in m.initial_values.items():
+                    inner = self.coll.maps.get(name)
+                    if inner is None:
+                        raise LoadError(f"map {m.name!r}: slot {slot} names unknown map {name!r}")
+                    key = ctypes.c_uint32(slot)
+                    val = ctypes.c_uint32(inner.fd.fd)
+                    ksys.map_elem(ksys.BPFCommand.MAP_UPDATE_ELEM, self.coll.maps[m.name].fd.fd,
+                                  key, val, MAP_UPDATE_ANY)
+
+    def _kconfig_map_name(self) -> str:
+        pfx_len = min(16 - 8 - 1, len(self.obj.name))
+        return (self.obj.name[:pfx_len] + KCONFIG_SEC)[:15]
+
+    def _kconfig_contents(self) -> bytes:
+        assert self.obj.btf is not None
+        data = bytearray(max(self.kcfg_size, 1))
+        config = self.kconfig if self.kconfig is not None else read_kconfig()
+        for ext in self.obj.externs.values():
+            if ext.kind != "kconfig":
+                continue
+            off, size = self.kcfg_layout[ext.name]
+            val = _kconfig_value(self.obj.btf, ext, config)
+            if val is None:
+                if not ext.is_weak and not ext.name.startswith("CONFIG_"):
+                    raise LoadError(f"extern (kcfg) {ext.name!r}: unrecognized virtual extern")
+                if not ext.is_weak:
+                    raise LoadError(f"extern {ext.name!r} (strong): not resolved")
+                continue
+            data[off:off + size] = val[:size]
+        return bytes(data)
+
+    def _init_data_map(self, lm: LoadedMap) -> None:
+        m = lm.spec
+        contents = bytearray(m.contents)
+        if m.read_only and self.rodata:
+            for var in m.variables:
+                if var.name in self.rodata:
+                    contents[var.offset:var.offset + var.size] = self._encode_var(
+                        var.name, self.rodata.pop(var.name), var.size)
+        if any(contents):
+            key = ctypes.c_uint32(0)
+            val = ctypes.create_string_buffer(bytes(contents), max(len(contents), 1))
+            ksys.map_elem(ksys.BPFCommand.MAP_UPDATE_ELEM, lm.fd.fd, key, val, MAP_UPDATE_ANY)
+        if m.read_only:
+            ksys.map_freeze(lm.fd.fd)
+        if m.flags & MAP_F_MMAPABLE and m.value_size:
+            prot = mmap.PROT_READ if m.read_only else mmap.PROT_READ | mmap.PROT_WRITE
+            size = (m.value_size + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
+            lm.mmap = mmap.mmap(lm.fd.fd, size, mmap.MAP_SHARED, prot)
+
+    @staticmethod
+    def _encode_var(name: str, value: Any, size: int) -> bytes:
+        if isinstance(value, bytes | bytearray):
+            if len(value) > size:
+                raise LoadError(f"read-only variable {name!r}: {len(value)} bytes for {size}")
+            return bytes(value).ljust(size, b"\0")
+        if isinstance(value, str):
+            return value.encode()[: size - 1].ljust(size, b"\0")
+        if isinstance(value, bool | int):
+            try:
+                return int(value).to_bytes(size, "little", signed=int(value) < 0)
+            except OverflowError:
+                raise LoadError(f"read-only variable {name!r}: {value} does not fit in "
+                                f"{size} bytes") from None
+        raise LoadError(f"read-only variable {name!r}: cannot store {type(value).__name__}")
+
+    # -- relocations -----------------------------------------------------------------
+
+    def _relocate_core(self) -> dict[str, bytes]:
+        obj = self.obj
+        if obj.btf_ext is None or not any(p.core_relos for p in obj.programs.values()):
+            return {}
+        target = self.core_btf if self.core_btf is not None else self.vmlinux
+        reports, patched = Relocator(obj, Target(target)).run()
+        self.coll.core_reports = reports
+        failed = [r for r in reports if r.error]
+        if failed:
+            raise RelocationError(f"{obj.source}: CO-RE relocation failed: {failed[0].error}")
+        return patched
+
+    def _resolve_data_relocs(self, prog: ProgramSpec, insns: bytearray) -> None:
+        maps = self.coll.maps
+        kallsyms: dict[str, int] | None = None
+        for r in prog.relocations:
+            off = r.insn * 8
+            code, regs, o, imm = INSN.unpack_from(insns, off)
+            if r.type == RelocType.LD64:
+                m = maps[r.target]
+                INSN.pack_into(insns, off, code, (regs & 0x0F) | (BPF_PSEUDO_MAP_FD << 4), o,
+                               m.fd.fd)
+            elif r.type == RelocType.DATA:
+                m = maps[r.target]
+                c2, r2, o2, _ = INSN.unpack_from(insns, off + 8)
+                INSN.pack_into(insns, off, code, (regs & 0x0F) | (BPF_PSEUDO_MAP_VALUE << 4), o,
+                               m.fd.fd)
+                INSN.pack_into(insns, off + 8, c2, r2, o2, imm + r.sym_off)
+            elif r.type in (RelocType.EXTERN_LD64, RelocType.EXTERN_CALL):
+                ext = self.obj.externs[r.target]
+                if ext.kind == "kconfig":
+                    m = maps[self._kconfig_map_name()]
+                    c2, r2, o2, _ = INSN.unpack_from(insns, off + 8)
+                    INSN.pack_into(insns, off, code,
+                                   (regs & 0x0F) | (BPF_PSEUDO_MAP_VALUE << 4), o, m.fd.fd)
+                    INSN.pack_into(insns, off + 8, c2, r2, o2, self.kcfg_layout[ext.name][0])
+                elif ext.is_func:
+                    ids = self.vmlinux.find_by_name(ext.name, bt.Kind.FUNC)
+                    if not ids:
+                        if not ext.is_weak:
+                            raise LoadError(f"extern (func ksym) {ext.name!r}: not found in "
+                                            "kernel BTF")
+                        INSN.pack_into(insns, off, 0x85, 0, 0, 0xBAD2310)
+                        continue
+                    INSN.pack_into(insns, off, code,
+                                   (regs & 0x0F) | (BPF_PSEUDO_KFUNC_CALL << 4), 0, ids[0])
+                elif ext.target_type_id:  # typed ksym: its VAR in kernel BTF
+                    ids = self.vmlinux.find_by_name(ext.name, bt.Kind.VAR)
+                    c2, r2, o2, _ = INSN.unpack_from(insns, off + 8)
+                    if not ids:
+                        if not ext.is_weak:
+                            raise LoadError(f"extern (var ksym) {ext.name!r}: not found in "
+                                            "kernel BTF")
+                        INSN.pack_into(insns, off, code, regs & 0x0F, o, 0)
+                        INSN.pack_into(insns, off + 8, c2, r2, o2, 0)
+                        continue
+                    INSN.pack_into(insns, off, code, (regs & 0x0F) | (BPF_PSEUDO_BTF_ID << 4),
+                                   o, ids[0])
+                    INSN.pack_into(insns, off + 8, c2, r2, o2, 0)
+                else:  # typeless ksym: its address from kallsyms
+                    if kallsyms is None:
+                        kallsyms = _kallsyms()
+                    addr = kallsyms.get(ext.name)
+                    if addr is None and not ext.is_weak:
+                        raise LoadError(f"extern (ksym) {ext.name!r}: not in /proc/kallsyms")
+                    addr = addr or 0
+                    c2, r2, o2, _ = INSN.unpack_from(insns, off + 8)
+                    INSN.pack_into(insns, off, code, regs & 0x0F, o, _s32(addr & 0xFFFFFFFF))
+                    INSN.pack_into(insns, off + 8, c2, r2, o2, _s32(addr >> 32))
+
+    def _link(self, main: ProgramSpec, code: dict[str, bytearray]) -> tuple[
+            bytearray, list[tuple[ProgramSpec, int]]]:
+        """Append called subprograms to ``main`` (libbpf's bpf_object__reloc_code) and point
+        every call/callback at its copy. Returns the instructions and (program, start)."""
+        obj = self.obj
+        text = [p for p in obj.programs.values() if p.is_subprog]
+        buf = bytearray(code[main.name])
+        segments: list[tuple[ProgramSpec, int]] = [(main, 0)]
+        placed: dict[str, int] = {main.name: 0}
+        i = 0
+        while i < len(buf) // 8:
+            seg_prog, seg_start = next((p, s) for p, s in reversed(segments) if s <= i)
+            local = i - seg_start
+            c, regs, o, imm = INSN.unpack_from(buf, i * 8)
+            src = regs >> 4
+            is_call = c == 0x85 and src == BPF_PSEUDO_CALL
+            is_func_addr = c == 0x18 and src == BPF_PSEUDO_FUNC
+            if not (is_call or is_func_addr):
+                i += 2 if c == 0x18 else 1
+                continue
+            rel = next((r for r in seg_prog.relocations if r.insn == local
+                        and r.type in (RelocType.CALL, RelocType.SUBPROG_ADDR)), None)
+            if rel is not None:
+                target_off = (rel.sym_off + (imm + 1) * 8 if is_call else rel.sym_off + imm)
+                section = ".text"
+            else:
+                target_off = seg_prog.offset + (local + imm + 1) * 8
+                section = seg_prog.elf_section
+            sub = next((p for p in obj.programs.values() if p.elf_section == section
+                        and p.offset <= target_off < p.offset + len(p.insns)), None)
+            if sub is None or (sub is not main and not sub.is_subprog and section != ".text"
+                               and sub not in text):
+                raise RelocationError(f"program {main.name!r}: call at insn {i} targets "
+                                      f"offset {target_off:#x} of {section!r}, which is no "
+                                      "subprogram")
+            if sub.name not in placed:
+                placed[sub.name] = len(buf) // 8
+                segments.append((sub, placed[sub.name]))
+                buf += code[sub.name]
+            dest = placed[sub.name] + (target_off - sub.offset) // 8
+            INSN.pack_into(buf, i * 8, c, regs, o, dest - i - 1)
+            i += 2 if c == 0x18 else 1
+        return buf, segments
+
+    # -- programs --------------------------------------------------------------------
+
+    def _load_programs(self, patched: dict[str, bytes]) -> None:
+        obj = self.obj
+        code: dict[str, bytearray] = {}
+        for p in obj.programs.values():
+            buf = bytearray(patched.get(p.name, p.insns))
+            self._resolve_data_relocs(p, buf)
+            code[p.name] = buf
+        for p in obj.entry_programs():
+            if not p.autoload or (self.only is not None and p.name not in self.only):
+                continue
+            if p.section_def is None:
+                raise LoadError(f"{obj.source}: program {p.name!r}: unknown section "
+                                f"{p.section!r}")
+            insns, segments = self._link(p, code)
+            func_info, line_info = self._ext_info(segments)
+            attach_id = _attach_btf_id(self.vmlinux, p)
+            flags = 0
+            if p.section_def.sleepable:
+                flags |= BPF_F_SLEEPABLE
+            if p.section_def.xdp_frags:
+                flags |= BPF_F_XDP_HAS_FRAGS
+            try:
+                res = ksys.prog_load(
+                    int(p.prog_type), bytes(insns), obj.license or "", name=p.name,
+                    expected_attach_type=int(p.attach_type or 0),
+                    kern_version=obj.kern_version or kernel_version(), prog_flags=flags,
+                    prog_btf_fd=self.coll.btf_fd.fd if self.coll.btf_fd is not None else 0,
+                    func_info=func_info, func_info_rec_size=8 if func_info else 0,
+                    line_info=line_info, line_info_rec_size=16 if line_info else 0,
+                    attach_btf_id=attach_id, log_level=self.log_level)
+            except LoadError as e:
+                raise type(e)(f"{obj.source}: {e}{self._explain_poison(e.log, p, insns)}",
+                              errno=e.errno, log=e.log) from None
+            self.coll.programs[p.name] = Program(p, res.fd, bytes(insns), res.log, attach_id)
+
+    def _ext_info(self, segments: list[tuple[ProgramSpec, int]]) -> tuple[bytes, bytes]:
+        if self.coll.btf_fd is None:
+            return b"", b""
+        fi = bytearray()
+        li = bytearray()
+        for prog, start in segments:
+            for f in prog.func_info:
+                fi += struct.pack("<II", start + f.insn_off // 8, f.type_id)
+            for ln in prog.line_info:
+                li += struct.pack("<IIII", start + ln.insn_off // 8, ln.file_name_off,
+                                  ln.line_off, ln.line_col)
+        return bytes(fi), bytes(li)
+
+    def _explain_poison(self, log: str, prog: ProgramSpec, insns: bytes | bytearray) -> str:
+        """A poisoned CO-RE instruction in words: which field of which type is missing."""
+        if "195896080" not in log and "0xbad2310" not in log:
+            return ""
+        missing = [r for r in self.coll.core_reports if r.poisoned]
+        if not missing:
+            return ""
+        where = "the target BTF" if self.core_btf is not None else "the running kernel"
+        lines = []
+        for r in missing:
+            head = r.local_spec.split("] ", 1)[-1].split(" (")[0] if r.local_spec else "?"
+            typ, _, field = head.partition(".")
+            what = f"{typ} has no field {field}" if field else f"{typ} does not exist"
+            lines.append(f"CO-RE: {what} on {where} (program {r.program!r}, relocation "
+                         f"#{r.index}, instruction {r.insn} poisoned)")
+        return "\n" + "\n".join(lines)
+
+    def _fill_prog_arrays(self) -> None:
+        for m in self.obj.maps.values():
+            if m.type != MAP_TYPE_PROG_ARRAY or not m.initial_values:
+                continue
+            lm = self.coll.maps[m.name]
+            for slot, name in m.initial_values.items():
+                prog = self.coll.programs.get(name)
+                if prog is None:
+                    continue
+                key = ctypes.c_uint32(slot)
+                val = ctypes.c_uint32(prog.fd.fd)
+                ksys.map_elem(ksys.BPFCommand.MAP_UPDATE_ELEM, lm.fd.fd, key, val,
+                              MAP_UPDATE_ANY)
+
+
+def _s32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+def load(obj: ObjectSpec | str | os.PathLike[str], *, btf: Spec | str | None = None,
+         rodata: Mapping[str, Any] | None = None, kconfig: Mapping[str, str] | None = None,
+         pin_root: str = DEFAULT_PIN_ROOT, programs: Iterable[str] | None = None,
+         log_level: int = 0) -> Collection:
+    """Load an object into the kernel.
+
+    ``btf`` is the BTF CO-RE relocates against (a Spec or a path in any container);
+    by default the running kernel's. ``rodata`` sets read-only globals before load.
+    """
+    spec = obj if isinstance(obj, ObjectSpec) else ObjectSpec.load(obj)
+    core_btf = load_btf(btf) if isinstance(btf, str | os.PathLike) else btf
+    return Loader(spec, core_btf=core_btf, rodata=rodata, kconfig=kconfig, pin_root=pin_root,
+                  programs=programs, log_level=log_level).run()
