@@ -50,3 +50,13 @@ def ensure_tracefs() -> str:
             return target
     _mount("tracefs", TRACEFS_CANDIDATES[0])
     return TRACEFS_CANDIDATES[0]
+
+
+def cgroup2_root() -> str:
+    """Where the cgroup v2 hierarchy is mounted (mounting one if there is none)."""
+    for target, fstype in _mounts():
+        if fstype == "cgroup2":
+            return target
+    path = "/sys/fs/cgroup/unified" if os.path.isdir("/sys/fs/cgroup/cpu") else "/sys/fs/cgroup"
+    _mount("cgroup2", path)
+    return path
