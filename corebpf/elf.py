@@ -22,6 +22,7 @@ SHT_STRTAB = 3
 SHT_RELA = 4
 SHT_NOBITS = 8
 SHT_REL = 9
+SHT_DYNSYM = 11
 
 SHF_WRITE = 0x1
 SHF_ALLOC = 0x2
@@ -62,6 +63,20 @@ class Section:
     info: int
     addralign: int
     entsize: int
+
+
+@record(frozen=True)
+class Segment:
+    type: int
+    flags: int
+    offset: int
+    vaddr: int
+    filesz: int
+    memsz: int
+
+
+PT_LOAD = 1
+PF_X = 1
 
 
 @record(frozen=True)
@@ -113,12 +128,12 @@ class ElfFile:
             self.machine,
             _version,
             self.entry,
-            _phoff,
+            self._phoff,
             self._shoff,
             self.e_flags,
             _ehsize,
-            _phentsize,
-            _phnum,
+            self._phentsize,
+            self._phnum,
             self._shentsize,
             shnum,
             shstrndx,
@@ -205,6 +220,46 @@ class ElfFile:
         return self.data[sec.offset : sec.offset + sec.size]
 
     @cached_property
+    def segments(self) -> list[Segment]:
+        """Program headers (PT_LOAD etc.): file offsets of loaded addresses, for uprobes."""
+        if not self._phoff:
+            return []
+        e = self.endian
+        st = struct.Struct(e + ("IIQQQQQQ" if self.is64 else "IIIIIIII"))
+        if self._phentsize < st.size:
+            raise ElfError(f"{self.source}: offset {self._phoff:#x}: program header size "
+                           f"{self._phentsize} < {st.size}")
+        self._need(self._phoff, self._phnum * self._phentsize, "program header table")
+        out = []
+        for i in range(self._phnum):
+            v = st.unpack_from(self.data, self._phoff + i * self._phentsize)
+            if self.is64:
+                ptype, pflags, off, vaddr, _paddr, filesz, memsz, _align = v
+            else:
+                ptype, off, vaddr, _paddr, filesz, memsz, pflags, _align = v
+            out.append(Segment(ptype, pflags, off, vaddr, filesz, memsz))
+        return out
+
+    def dynsym_and_symtab(self) -> list[Symbol]:
+        """Symbols of .symtab and .dynsym together (stripped binaries keep only .dynsym)."""
+        out = list(self.symbols)
+        dyn = next((s for s in self.sections if s.type == SHT_DYNSYM), None)
+        if dyn is not None:
+            out += self._read_symbols(dyn)
+        return out
+
+    def file_offset(self, vaddr: int) -> int:
+        """The file offset of a virtual address (what a uprobe is placed at)."""
+        for seg in self.segments:
+            if seg.type == PT_LOAD and seg.vaddr <= vaddr < seg.vaddr + seg.memsz:
+                return vaddr - seg.vaddr + seg.offset
+        sec = next((s for s in self.sections if s.flags & SHF_EXECINSTR
+                    and s.addr <= vaddr < s.addr + s.size), None)
+        if sec is not None:
+            return vaddr - sec.addr + sec.offset
+        raise ElfError(f"{self.source}: address {vaddr:#x} is in no loaded segment")
+
+    @cached_property
     def symtab(self) -> Section | None:
         for s in self.sections:
             if s.type == SHT_SYMTAB:
@@ -216,6 +271,9 @@ class ElfFile:
         sec = self.symtab
         if sec is None:
             return []
+        return self._read_symbols(sec)
+
+    def _read_symbols(self, sec: Section) -> list[Symbol]:
         if not 0 < sec.link < len(self.sections):
             raise ElfError(f"{self.source}: symbol table links to bad section {sec.link}")
         strtab = bytes(self.section_data(self.sections[sec.link]))

@@ -226,5 +226,9 @@ def attach(program: object, *, target: str | None = None, iface: str | int | Non
         if sock is None:
             raise AttachError(f"program {spec.name!r}: a socket filter needs a socket")
         return attach_socket(fd, sock)
+    if kind in (AttachKind.TRACEPOINT, AttachKind.KPROBE, AttachKind.UPROBE):
+        from .perf_links import attach_perf
+
+        return attach_perf(program, kind, where, pid)
     raise AttachError(f"program {spec.name!r}: attaching {kind.value} programs is not "
                       "supported")

@@ -155,3 +155,80 @@ def test_fentry_fexit_lsm() -> None:
         assert count(coll, C_LSM) >= 1
         for link in links:
             link.close()
+
+
+def test_tracepoint_counts_getppid() -> None:
+    with _load("on_tp") as coll, attach(coll.programs["on_tp"]):
+        for _ in range(7):
+            os.getppid()
+        assert count(coll, C_TP) == 7
+
+
+LIBC = "/lib/x86_64-linux-gnu/libc.so.6" if os.path.exists(
+    "/lib/x86_64-linux-gnu/libc.so.6") else "/lib/aarch64-linux-gnu/libc.so.6"
+
+
+def test_uprobe_and_uretprobe_on_libc() -> None:
+    if not os.path.exists(LIBC):
+        pytest.skip(f"no {LIBC}")
+    with _load("on_uprobe", "on_uretprobe") as coll:
+        links = [attach(coll.programs["on_uprobe"], target=f"{LIBC}:getppid"),
+                 attach(coll.programs["on_uretprobe"], target=f"{LIBC}:getppid")]
+        for _ in range(5):
+            os.getppid()
+        assert count(coll, C_UPROBE) == 5 and count(coll, C_URETPROBE) == 5
+        for link in links:
+            link.close()
+
+
+def test_uprobe_on_a_test_binary_by_symbol(tmp_path: object) -> None:
+    """A function in a binary the test builds, called a known number of times, filtered to
+    the child's pid (the pid option of attach)."""
+    from pathlib import Path
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build the test binary")
+    tmp = Path(str(tmp_path))
+    src = tmp / "target.c"
+    src.write_text("#include <stdio.h>\n#include <unistd.h>\n"
+                   "__attribute__((noinline)) int corebpf_probe_me(int x) "
+                   "{ return x * 2 + (int)getpid() % 2; }\n"
+                   "int main(void) { int s = 0; read(0, &s, 1); for (int i = 0; i < 9; i++) "
+                   "s += corebpf_probe_me(i); printf(\"%d\\n\", s); return 0; }\n")
+    exe = tmp / "target"
+    subprocess.run([cc, "-O1", "-o", str(exe), str(src)], check=True)
+    child = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        coll = load(PROGS / "attach.bpf.o", rodata={"target_pid": child.pid},
+                    programs=["on_uprobe"])
+        with coll, attach(coll.programs["on_uprobe"], target=f"{exe}:corebpf_probe_me",
+                          pid=child.pid):
+            assert child.stdin is not None
+            child.stdin.write(b"x")
+            child.stdin.close()
+            child.wait(timeout=10)
+            assert count(coll, C_UPROBE) == 9
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_kprobes_are_reported_missing_on_this_kernel() -> None:
+    from corebpf.errors import AttachError
+    from corebpf.perf_links import attach_kprobe
+
+    if os.path.exists("/sys/bus/event_source/devices/kprobe"):
+        pytest.skip("this kernel has kprobes; the no-kprobe path is what is tested here")
+    with pytest.raises(AttachError, match="no kprobe PMU"):
+        attach_kprobe(0, "do_sys_openat2")
+
+
+def test_kprobe() -> None:
+    if not os.path.exists("/sys/bus/event_source/devices/kprobe"):
+        pytest.skip("this kernel has no kprobes (no kprobe PMU under "
+                    "/sys/bus/event_source/devices)")
+    with _load("on_kprobe") as coll, attach(coll.programs["on_kprobe"]):
+        with open("/etc/hostname", "rb"):
+            pass
+        assert count(coll, C_RAW_TP) >= 1

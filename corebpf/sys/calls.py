@@ -355,3 +355,44 @@ def prog_test_run(prog_fd: int, data_in: bytes = b"", repeat: int = 1,
     bpf(BPFCommand.PROG_TEST_RUN, attr)
     retval, size_out = struct.unpack_from("II", attr, 4)[0], struct.unpack_from("I", attr, 12)[0]
     return retval, dout.raw[:size_out]
+
+
+# -- perf events ----------------------------------------------------------------------------
+
+PERF_TYPE_SOFTWARE = 1
+PERF_TYPE_TRACEPOINT = 2
+PERF_FLAG_FD_CLOEXEC = 1 << 3
+PERF_EVENT_IOC_ENABLE = 0x2400
+PERF_EVENT_IOC_DISABLE = 0x2401
+PERF_EVENT_IOC_SET_BPF = 0x40042408
+PERF_ATTR_SIZE = 128
+
+
+def perf_attr(type_: int, config: int = 0, *, sample_period: int = 0, sample_type: int = 0,
+              flags: int = 0, wakeup_events: int = 0, config1: int = 0,
+              config2: int = 0) -> bytearray:
+    """struct perf_event_attr (PERF_ATTR_SIZE_VER7 layout)."""
+    attr = bytearray(PERF_ATTR_SIZE)
+    struct.pack_into("=IIQQQQQII", attr, 0, type_, PERF_ATTR_SIZE, config, sample_period,
+                     sample_type, 0, flags, wakeup_events, 0)
+    struct.pack_into("=QQ", attr, 56, config1, config2)
+    return attr
+
+
+def perf_event_open(attr: bytearray, pid: int = -1, cpu: int = 0, group_fd: int = -1,
+                    flags: int = PERF_FLAG_FD_CLOEXEC) -> FD:
+    buf = (ctypes.c_char * len(attr)).from_buffer(attr)
+    ret = _syscall()(ctypes.c_long(syscall_number("perf_event_open")), buf, ctypes.c_int(pid),
+                     ctypes.c_int(cpu), ctypes.c_int(group_fd), ctypes.c_ulong(flags))
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"perf_event_open: {os.strerror(err)}")
+    return FD(int(ret))
+
+
+def ioctl(fd: int, request: int, arg: int = 0) -> int:
+    ret = libc().ioctl(ctypes.c_int(fd), ctypes.c_ulong(request), ctypes.c_ulong(arg))
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"ioctl({request:#x}): {os.strerror(err)}")
+    return int(ret)

@@ -95,3 +95,6 @@ int on_iter(struct bpf_iter__task *ctx)
 }
 
 char LICENSE[] SEC("license") = "GPL";
+
+SEC("kprobe/do_sys_openat2")
+int on_kprobe(void *ctx) { if (mine()) bump(C_RAW_TP); return 0; }
