@@ -9,10 +9,17 @@ annotations; type checkers see them through ``dataclass_transform``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar, dataclass_transform
 
-_T = TypeVar("_T")
+TYPE_CHECKING = False
 
+if TYPE_CHECKING:
+    from typing import Any, TypeVar, dataclass_transform
+
+
+    _T = TypeVar("_T")
+else:
+    def dataclass_transform(**_: object) -> object:
+        return lambda f: f
 
 class _Factory:
     __slots__ = ("factory",)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 
@@ -18,6 +17,8 @@ def read_kconfig(path: str | None = None) -> dict[str, str]:
             continue
         try:
             if p.endswith(".gz"):
+                import gzip
+
                 with gzip.open(p, "rt", errors="replace") as f:
                     text = f.read()
             else:

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import ctypes
 import os
-import socket
 import struct
 from collections.abc import Callable
 
 from . import sys as ksys
 from .errors import AttachError
 from .obj.sections import AttachKind, AttachType
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    import socket
 
 SO_ATTACH_BPF = 50
 SO_DETACH_BPF = 27
@@ -96,6 +100,8 @@ def attach_cgroup(prog_fd: int, cgroup_path: str, attach_type: int) -> Link:
 
 
 def _ifindex(iface: str | int) -> int:
+    import socket
+
     if isinstance(iface, int):
         return iface
     try:
@@ -123,6 +129,8 @@ def attach_tcx(prog_fd: int, iface: str | int, attach_type: int) -> Link:
 
 def attach_socket(prog_fd: int, sock: socket.socket) -> Link:
     """A socket filter on ``sock`` (SO_ATTACH_BPF); close() detaches it."""
+    import socket
+
     try:
         sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, prog_fd)
     except OSError as e:

@@ -11,8 +11,6 @@ import mmap
 import os
 import struct
 from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Any
 
 from . import sys as ksys
 from .btf import Spec
@@ -36,6 +34,11 @@ from .obj.object import (
     RelocType,
 )
 from .obj.sections import AttachType
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 INSN = struct.Struct("<BBhi")
 BPF_PSEUDO_MAP_FD = 1
@@ -61,7 +64,8 @@ MAP_TYPE_RINGBUF = 27
 def possible_cpus() -> int:
     """Number of possible CPUs (per-CPU maps, perf event arrays)."""
     try:
-        text = Path("/sys/devices/system/cpu/possible").read_text().strip()
+        with open("/sys/devices/system/cpu/possible") as f:
+            text = f.read().strip()
     except OSError:
         return os.cpu_count() or 1
     n = 0

@@ -47,7 +47,21 @@ def _attach_perf_fd(prog_fd: int, pfd: ksys.FD, what: str) -> Link:
             pfd.close()
 
         return Link(None, what, detach)
-    return Link(link, what, pfd.close)
+    try:
+        ioctl(pfd.fd, PERF_EVENT_IOC_ENABLE, 0)
+    except OSError:
+        pass
+
+    def release_event() -> None:
+        # as libbpf: disable and drop the perf event first; the link's close then pays
+        # the kernel's single grace period
+        try:
+            ioctl(pfd.fd, PERF_EVENT_IOC_DISABLE, 0)
+        except OSError:
+            pass
+        pfd.close()
+
+    return Link(link, what, release_event)
 
 
 def tracepoint_id(category: str, name: str) -> int:

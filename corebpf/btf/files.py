@@ -7,12 +7,10 @@ all open with :func:`load`.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import sys
 from array import array
-from pathlib import Path
 
 from ..elf import ELF_MAGIC, ElfError, ElfFile
 from ..errors import BTFError
@@ -127,27 +125,35 @@ def load(
 _INDEX_MAGIC = b"CBIX\x02" + sys.byteorder[0].encode()
 
 
-def _cache_dir() -> Path:
+def _cache_dir() -> str:
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(root) / "corebpf" / "btf-index"
+    return os.path.join(root, "corebpf", "btf-index")
 
 
-def _cache_path(path: str | os.PathLike[str], st: os.stat_result) -> Path | None:
-    key = f"{os.path.realpath(path)}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}"
-    if str(os.path.realpath(path)).startswith("/sys/"):
+def _cache_path(path: str | os.PathLike[str], st: os.stat_result) -> str | None:
+    """Keyed by the file's identity (device, inode, size, mtime; the boot for sysfs)."""
+    import zlib
+
+    real = os.path.realpath(path)
+    key = f"{real}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}"
+    if real.startswith("/sys/"):
         try:
-            key += "|" + Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+            with open("/proc/sys/kernel/random/boot_id") as f:
+                key += "|" + f.read().strip()
         except OSError:
             return None
-    return _cache_dir() / (hashlib.sha256(key.encode()).hexdigest()[:40] + ".idx")
+    raw = key.encode()
+    name = f"{st.st_ino:x}-{st.st_size:x}-{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}.idx"
+    return os.path.join(_cache_dir(), name)
 
 
 def _read_index(
-    cache_file: Path,
+    cache_file: str,
 ) -> tuple[array[int], tuple[array[int], array[int]]] | None:
     """Offsets, then name offsets sorted with their ids: three arrays of equal length."""
     try:
-        blob = cache_file.read_bytes()
+        with open(cache_file, "rb") as f:
+            blob = f.read()
     except OSError:
         return None
     body = len(blob) - len(_INDEX_MAGIC)
@@ -163,12 +169,13 @@ def _read_index(
     return parts[0], (parts[1], parts[2])
 
 
-def _write_index(cache_file: Path, spec: Spec) -> None:
+def _write_index(cache_file: str, spec: Spec) -> None:
     keys, ids = spec.name_offset_index()
     try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(_INDEX_MAGIC + spec.offsets.tobytes() + keys.tobytes() + ids.tobytes())
+        os.makedirs(os.path.dirname(cache_file), exist_ok=True)
+        tmp = f"{cache_file}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(_INDEX_MAGIC + spec.offsets.tobytes() + keys.tobytes() + ids.tobytes())
         os.replace(tmp, cache_file)
     except OSError:
         pass  # a read-only home is no reason to fail

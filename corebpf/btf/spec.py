@@ -15,7 +15,6 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from itertools import accumulate
-from typing import Final, TypeAlias
 
 from ..errors import BTFError, NotFoundError
 from .types import (
@@ -46,6 +45,11 @@ from .types import (
     Void,
     Volatile,
 )
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Final, TypeAlias
 
 BTF_MAGIC: Final = 0xEB9F
 HEADER_LEN: Final = 24

@@ -9,7 +9,12 @@ can be compared, copied between specs and re-encoded byte for byte.
 from __future__ import annotations
 
 import enum
-from typing import ClassVar, TypeAlias
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import ClassVar, TypeAlias
+
 
 
 class Kind(enum.IntEnum):

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from ..btf import KERNEL_BTF, load
 from ..core import Target, relocate
 from ..obj import ObjectSpec
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def register(sub: Any) -> None:

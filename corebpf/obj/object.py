@@ -10,7 +10,6 @@ from __future__ import annotations
 import enum
 import os
 import struct
-from pathlib import Path
 
 from .._record import field, record
 from ..btf import Spec
@@ -184,7 +183,7 @@ class ObjectSpec:
         if self.elf.machine not in (247, 0):
             raise ObjectError(f"{source}: not a BPF object (e_machine {self.elf.machine})")
         self.endian = self.elf.endian
-        self.name = Path(source).name.split(".")[0] if source != "<object>" else "obj"
+        self.name = os.path.basename(source).split(".")[0] if source != "<object>" else "obj"
         self.btf: Spec | None = None
         self.btf_ext: BTFExt | None = None
         self.license = ""
@@ -202,7 +201,8 @@ class ObjectSpec:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ObjectSpec:
         try:
-            data = Path(path).read_bytes()
+            with open(path, "rb") as f:
+                data = f.read()
         except OSError as e:
             raise ObjectError(f"{path}: cannot read: {e.strerror}") from None
         return cls(data, source=str(path))

@@ -127,7 +127,7 @@ class AttachKind(enum.Enum):
     NETKIT = "netkit"
 
 
-@record(frozen=True)
+@record
 class SectionDef:
     """One row of the table: a SEC() prefix and what it means."""
 

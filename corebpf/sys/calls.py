@@ -10,11 +10,14 @@ import ctypes
 import enum
 import errno as errno_mod
 import os
-import platform
 import struct
-from typing import Any
 
 from ..errors import LoadError
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 _SYSCALL_NR = {"x86_64": 321, "aarch64": 280, "arm64": 280, "riscv64": 280, "ppc64le": 361,
                "s390x": 351, "i686": 357, "armv7l": 386}
@@ -80,9 +83,9 @@ def syscall_number(name: str) -> int:
     table = {"bpf": _SYSCALL_NR, "perf_event_open": {
         "x86_64": 298, "aarch64": 241, "arm64": 241, "riscv64": 241, "ppc64le": 319,
         "s390x": 331, "i686": 336, "armv7l": 364}}[name]
-    nr = table.get(platform.machine())
+    nr = table.get(os.uname().machine)
     if nr is None:
-        raise OSError(errno_mod.ENOSYS, f"{name}(2): unknown architecture {platform.machine()}")
+        raise OSError(errno_mod.ENOSYS, f"{name}(2): unknown architecture {os.uname().machine}")
     return nr
 
 
