@@ -65,10 +65,13 @@ def corebpf_open(path: str, name: str, runs: int, cache: bool) -> tuple[float, f
 
 
 def wall(cmd: list[str], runs: int, env: dict[str, str] | None = None) -> float:
+    """Median wall ms; run from a neutral directory so that an installed corebpf (with its
+    byte-compiled modules) is what runs, not this checkout's sources."""
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env,
+                       cwd=tempfile.gettempdir())
         times.append(time.perf_counter() - t)
     return statistics.median(times) * 1e3
 
@@ -102,6 +105,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=21)
     ap.add_argument("--dump-runs", type=int, default=5)
     ap.add_argument("--markdown", help="write the results table into this file")
+    ap.add_argument("--python", default=sys.executable,
+                    help="interpreter with corebpf installed (a clean venv gives real figures)")
     args = ap.parse_args()
     bpftool = shutil.which("bpftool") or "/usr/sbin/bpftool"
     size = os.path.getsize(args.btf) if not args.btf.startswith("/sys/") else len(
@@ -121,7 +126,7 @@ def main() -> int:
     if (ROOT / "corebpf" / "btf" / "format_c.py").exists():
         formats.insert(0, "c")
     for fmt in formats:
-        ours = wall([sys.executable, "-m", "corebpf", "btf", "dump", args.btf, "--format", fmt],
+        ours = wall([args.python, "-m", "corebpf", "btf", "dump", args.btf, "--format", fmt],
                     args.dump_runs, env)
         peer_cmd = [bpftool, "btf", "dump", "file", args.btf] + (["format", "c"] if fmt == "c"
                                                                    else [])

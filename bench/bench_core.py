@@ -63,10 +63,13 @@ def main() -> int:
     ap.add_argument("--btf", default=KERNEL_BTF)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--markdown")
+    ap.add_argument("--python", default=sys.executable,
+                    help="interpreter with corebpf installed (a clean venv gives real figures)")
     args = ap.parse_args()
     bpftool = shutil.which("bpftool") or "/usr/sbin/bpftool"
     env = dict(os.environ, COREBPF_NO_CACHE="1")
-    ours = wall([sys.executable, "-m", "corebpf", "core", "relocate", str(args.object),
+    args.object = args.object.resolve()
+    ours = wall([args.python, "-m", "corebpf", "core", "relocate", str(args.object),
                  "--target", args.btf, "--json"], args.runs, env)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "min.btf"

@@ -55,7 +55,7 @@ def measure(cmd: list[str], runs: int) -> tuple[float, float]:
     for _ in range(runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         t = time.perf_counter()
-        subprocess.run(cmd, check=True)
+        subprocess.run(cmd, check=True, cwd=tempfile.gettempdir())
         times.append((time.perf_counter() - t) * 1e3)
         after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         rss.append(max(after, before) / 1024)
@@ -79,7 +79,7 @@ def main() -> int:
     rss_probe = subprocess.run(
         [args.python, "-c", code + "\nimport resource\n"
          "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
-        check=True, capture_output=True, text=True).stdout.split()[-1]
+        check=True, capture_output=True, text=True, cwd=tempfile.gettempdir()).stdout.split()[-1]
     py_rss = int(rss_probe) / 1024
     rows = [
         ("open + relocate + load + attach + close, execsnoop-sized object, fresh process",

@@ -84,15 +84,27 @@ def _add_cands(btf: Spec, local_kind: int, ess: str, start_id: int) -> list[Cand
 
 
 def _flavored_string_offsets(btf: Spec, ess: str) -> list[int]:
-    """Offsets of strings "ess___X..." in this spec's own string section."""
-    needle = b"\0" + ess.encode("utf-8", "surrogateescape") + b"___"
-    strs = btf._strings
-    out = []
-    pos = strs.find(needle)
-    while pos >= 0:
-        out.append(btf._str_base + pos + 1)
-        pos = strs.find(needle, pos + 1)
-    return out
+    """Offsets of strings "ess___X..." in this spec's own string section.
+
+    Names with a "___" flavor separator are rare (dozens in a kernel), so one scan per
+    spec indexes them all by essential name; every candidate search then costs a lookup.
+    """
+    index: dict[str, list[int]] | None = getattr(btf, "_flavor_index", None)
+    if index is None:
+        index = {}
+        strs = btf._strings
+        pos = strs.find(b"___")
+        while pos >= 0:
+            start = strs.rfind(b"\0", 0, pos) + 1
+            end = strs.find(b"\0", pos)
+            name = strs[start:end].decode("utf-8", "surrogateescape")
+            off = btf._str_base + start
+            lst = index.setdefault(essential_name(name), [])
+            if off not in lst:
+                lst.append(off)
+            pos = strs.find(b"___", end)
+        btf._flavor_index = index  # type: ignore[attr-defined]
+    return [off for off in index.get(ess, []) if btf.string(off) != ess]
 
 
 @record
