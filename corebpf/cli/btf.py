@@ -28,6 +28,9 @@ def register(sub: Any) -> None:
     dump.add_argument("--format", choices=("raw", "c", "json"), default="raw")
     dump.add_argument("--type", dest="types", action="append", type=int, metavar="ID",
                       help="dump only these type ids (repeatable)")
+    dump.add_argument("--bpftool-compat", action="store_true",
+                      help="C: print exactly what bpftool 7.1 prints (no mode(byte)/mode(word) "
+                      "on odd-sized enums, which clang then sizes wrongly)")
     dump.set_defaults(func=run_dump)
 
 
@@ -46,6 +49,6 @@ def run_dump(args: argparse.Namespace) -> int:
     else:
         from ..btf.format_c import dump_c
 
-        dump_c(spec, write, args.types)
+        dump_c(spec, write, args.types, enum_modes=not args.bpftool_compat)
     sys.stdout.flush()
     return 0
