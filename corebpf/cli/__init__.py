@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     btf_cmd.register(sub)
     core_cmd.register(sub)
+    core_cmd.register_obj(sub)
     return parser
 
 

@@ -29,6 +29,21 @@ def register(sub: Any) -> None:
     r.set_defaults(func=run_relocate)
 
 
+def register_obj(sub: Any) -> None:
+    p = sub.add_parser("obj", help="BPF objects")
+    osub = p.add_subparsers(dest="obj_command", required=True, metavar="SUBCOMMAND")
+    d = osub.add_parser("dump", help="disassemble an object, annotating its relocations")
+    d.add_argument("object", help="clang-built BPF object (.o)")
+    d.set_defaults(func=run_obj_dump)
+
+
+def run_obj_dump(args: argparse.Namespace) -> int:
+    from ..objdump import dump_object
+
+    dump_object(ObjectSpec.load(args.object), sys.stdout.write)
+    return 0
+
+
 def run_relocate(args: argparse.Namespace) -> int:
     obj = ObjectSpec.load(args.object)
     vmlinux = load(args.target)
