@@ -14,7 +14,8 @@ from corebpf.obj import ObjectSpec, RelocKind
 from tests.conftest import KERNEL_BTF, PROGS, real_btf_files
 from tests.core.libbpf_oracle import OracleUnavailable, decisions, harness
 
-OBJECTS = ["core_kinds.bpf.o", "execsnoop.bpf.o", "core_module.bpf.o", "core_poison.bpf.o"]
+OBJECTS = ["core_kinds.bpf.o", "core_arrays.bpf.o", "execsnoop.bpf.o", "core_module.bpf.o",
+           "core_poison.bpf.o"]
 OBJECTS += sorted(p.name for p in (PROGS / "core").glob("*.bpf.o")) if (
     PROGS / "core").is_dir() else []
 KERNELS = real_btf_files()
