@@ -14,15 +14,15 @@ from .elf import STT_FUNC, ElfError, ElfFile
 from .errors import AttachError
 from .links import Link
 from .obj.sections import AttachKind
-from .sys.calls import (
+from .sys.perf_event import (
     PERF_EVENT_IOC_DISABLE,
     PERF_EVENT_IOC_ENABLE,
     PERF_EVENT_IOC_SET_BPF,
     PERF_TYPE_TRACEPOINT,
     ioctl,
-    perf_attr,
     perf_event_open,
 )
+from .sys.perf_event import perf_event_attr as perf_attr
 
 BPF_PERF_EVENT = 41
 _EVENT_SOURCE = "/sys/bus/event_source/devices"
