@@ -4,8 +4,8 @@ The output must match bpftool 7.1 byte for byte, so every decision below (the or
 come out in, when a ``struct x;`` forward declaration is needed, ``name___2`` renaming,
 explicit padding members, ``__attribute__((packed))``) follows the rules of the btf_dump
 that bpftool 7.1 links in: libbpf 1.1's, as Debian builds it from Linux 6.1, i.e. without
-the ``mode(byte)``/``mode(word)`` enum attributes and with ``(void)`` for prototypes
-without parameters.
+the ``mode(byte)``/``mode(word)`` enum attributes (``enum_modes=True`` adds them, as
+upstream libbpf 1.1 does) and with ``(void)`` for prototypes without parameters.
 
 The printer reads the raw type words rather than decoded :mod:`.types` objects: a kernel
 has over 100,000 types, and a vmlinux.h has to come out about as fast as bpftool's.
@@ -18,7 +18,7 @@ import struct
 import sys
 from array import array
 from collections.abc import Callable, Iterable
-from itertools import compress
+from itertools import chain, compress
 from operator import itemgetter
 
 from ..errors import BTFError
@@ -61,6 +61,7 @@ _ONE_REF_MASK = _kind_mask(*_ONE_REF)
 _COMPOSITE_MASK = _kind_mask(_STRUCT, _UNION)
 _PROTO_MASK = _kind_mask(_FUNC_PROTO)
 _ARRAY_MASK = _kind_mask(_ARRAY)
+_ENUM_FWD_MASK = _kind_mask(_ENUM, _ENUM64, _FWD)
 _DATASEC_MASK = _kind_mask(_DATASEC)
 _ROOT_MASK = _kind_mask(*(k for k in range(256) if k not in _SILENT))
 _QUALIFIER_WORD = {_VOLATILE: "volatile ", _CONST: "const ", _RESTRICT: "restrict "}
@@ -115,16 +116,17 @@ class _Printer:
     def __init__(self, spec: Spec, enum_modes: bool = False) -> None:
         self.enum_modes = enum_modes
         self.source = spec.source
-        chain: list[Spec] = []
+        # Split BTF: the base's records and strings come first, ids and offsets go on.
+        specs: list[Spec] = []
         s: Spec | None = spec
         while s is not None:
-            chain.append(s)
+            specs.append(s)
             s = s.base
-        chain.reverse()
+        specs.reverse()
         words = array("I")
         strings = []
-        pos = [0]  # id 0 (void) has no record
-        for part in chain:
+        pos = [0]  # id 0 (void): set below
+        for part in specs:
             types, strs = _sections(part)
             base = len(words)
             chunk = array("I")
@@ -135,19 +137,18 @@ class _Printer:
             offs = part.offsets
             pos.extend(offs if base == 0 else [o + base for o in offs])
             strings.append(strs)
-        # One list of all words: slicing it shares the int objects instead of making them.
-        self.words = words = words.tolist()  # type: ignore[assignment]
+        # id 0 (void) reads as an all-zero record: no name, kind 0, no reference
+        pos[0] = len(words)
+        words.extend((0, 0, 0))
+        self.words = words
         self.strings = b"".join(strings)
         # Offsets are in bytes: slicing a str is only right when every byte is a char.
         self.text = self.strings.decode("ascii") if self.strings.isascii() else ""
         n = self.count = len(pos)
         self.pos = pos
-        at = pos[1:]
-        tail1 = words[1:]
-        tail2 = words[2:]
-        self.name_off = [0, *_gather(words, at)]
-        self.info = info = [0, *_gather(tail1, at)]
-        self.ref = ref = [0, *_gather(tail2, at)]
+        self.name_off = _gather(words, pos)
+        self.info = info = _gather(words[1:], pos)
+        self.ref = ref = _gather(words[2:], pos)
         tops = array("I", info).tobytes()[3::4] if sys.byteorder == "little" else \
             array("I", info).tobytes()[0::4]
         # Columns are lists: CPython indexes lists much faster than bytes or arrays.
@@ -164,7 +165,7 @@ class _Printer:
         # Member / parameter type lists, read once: ordering, emission and the
         # "referenced" marks all walk them.
         self.mtypes: list[list[int] | None] = [None] * n
-        self.members: dict[int, tuple[list[int], list[int]]] = {}
+        self.moffsets: list[list[int] | None] = [None] * n  # member offset words
         self._aligns = [-1] * n
         self._packed: dict[int, bool] = {}
         self._sizes = [-2] * n  # -2: not computed yet
@@ -191,6 +192,7 @@ class _Printer:
     # -- raw access ------------------------------------------------------------------
 
     def name(self, off: int) -> str:
+        """The string at ``off``; the hot loops look in ``_names`` themselves first."""
         s = self._names.get(off)
         if s is None:
             text = self.text
@@ -206,57 +208,64 @@ class _Printer:
         return s
 
     def member_types(self, tid: int) -> list[int]:
+        """Member types of a struct/union, parameter types of a prototype."""
         mt = self.mtypes[tid]
         if mt is None:
             p = self.pos[tid]
             k = self.kinds[tid]
             vlen = self.info[tid] & 0xFFFF
             if k == _FUNC_PROTO:
-                mt = self.words[p + 4 : p + 3 + 2 * vlen : 2]
+                mt = self.words[p + 4 : p + 3 + 2 * vlen : 2].tolist()
             else:
-                mt = self.words[p + 4 : p + 3 + 3 * vlen : 3]
+                mt = self.words[p + 4 : p + 3 + 3 * vlen : 3].tolist()
             self.mtypes[tid] = mt
         return mt
 
-    def member_names_offsets(self, tid: int) -> tuple[list[int], list[int]]:
-        m = self.members.get(tid)
-        if m is None:
+    def member_offsets(self, tid: int) -> list[int]:
+        """The offset words of a struct/union's members (bitfield size in the top byte
+        when the struct's kind_flag is set)."""
+        offsets = self.moffsets[tid]
+        if offsets is None:
             p = self.pos[tid]
-            seg = self.words[p + 3 : p + 3 + 3 * (self.info[tid] & 0xFFFF)]
-            m = self.members[tid] = (seg[0::3], seg[2::3])
-        return m
+            end = p + 3 + 3 * (self.info[tid] & 0xFFFF)
+            offsets = self.moffsets[tid] = self.words[p + 5 : end : 3].tolist()
+        return offsets
 
     def referenced(self) -> set[int]:
-        """Ids some type points at: an anonymous enum none points at is a top-level one.
+        """The anonymous enums (and forward declarations) some type points at.
 
-        As in libbpf, a prototype's return type does not count. Reading every member
-        list here also fills the cache that ordering and printing use.
+        An anonymous enum nothing points at is a top-level one (a set of constants) and
+        gets printed on its own; as in libbpf, a prototype's return type does not count.
+        Reading every member list here also fills the cache that ordering uses.
         """
         if self._referenced is None:
+            kind_bytes, name_off = self.kind_bytes, self.name_off
             ref, words, pos, info = self.ref, self.words, self.pos, self.info
             mtypes = self.mtypes
-            n = self.count
-            seen = set(compress(ref, self.kind_bytes.translate(_ONE_REF_MASK)))
-            update = seen.update
-            for tid in compress(range(n), self.kind_bytes.translate(_COMPOSITE_MASK)):
+            ids = range(self.count)
+            anon = {t for t in compress(ids, kind_bytes.translate(_ENUM_FWD_MASK))
+                    if not name_off[t]}
+            hit = anon.intersection(compress(ref, kind_bytes.translate(_ONE_REF_MASK)))
+            lists = []
+            for tid in compress(ids, kind_bytes.translate(_COMPOSITE_MASK)):
                 mt = mtypes[tid]
                 if mt is None:
                     p = pos[tid]
-                    mt = mtypes[tid] = words[p + 4 : p + 3 + 3 * (info[tid] & 0xFFFF) : 3]
-                update(mt)
-            for tid in compress(range(n), self.kind_bytes.translate(_PROTO_MASK)):
+                    mt = mtypes[tid] = words[p + 4 : p + 3 + 3 * (info[tid] & 0xFFFF) : 3].tolist()
+                lists.append(mt)
+            for tid in compress(ids, kind_bytes.translate(_PROTO_MASK)):
                 mt = mtypes[tid]
                 if mt is None:
                     p = pos[tid]
-                    mt = mtypes[tid] = words[p + 4 : p + 3 + 2 * (info[tid] & 0xFFFF) : 2]
-                update(mt)
-            for tid in compress(range(n), self.kind_bytes.translate(_ARRAY_MASK)):
+                    mt = mtypes[tid] = words[p + 4 : p + 3 + 2 * (info[tid] & 0xFFFF) : 2].tolist()
+                lists.append(mt)
+            for tid in compress(ids, kind_bytes.translate(_ARRAY_MASK)):
+                lists.append([ref[tid], words[pos[tid] + 4]])  # element and index types
+            for tid in compress(ids, kind_bytes.translate(_DATASEC_MASK)):
                 p = pos[tid]
-                update(words[p + 3 : p + 5])
-            for tid in compress(range(n), self.kind_bytes.translate(_DATASEC_MASK)):
-                p = pos[tid]
-                update(words[p + 3 : p + 3 + 3 * (info[tid] & 0xFFFF) : 3])
-            self._referenced = seen
+                lists.append(words[p + 3 : p + 3 + 3 * (info[tid] & 0xFFFF) : 3].tolist())
+            hit.update(anon.intersection(chain.from_iterable(lists)))
+            self._referenced = hit
         return self._referenced
 
     def _pointer_size(self) -> int:
@@ -308,6 +317,7 @@ class _Printer:
         return size
 
     def align_of(self, tid: int) -> int:
+        """Alignment in bytes; 0 where libbpf has none (void, functions)."""
         got = self._aligns[tid]
         if got >= 0:
             return got
@@ -333,7 +343,7 @@ class _Printer:
         """btf__align_of of a struct/union; notes on the way whether it is packed."""
         best = 1
         bitfields = self.info[tid] >> 31
-        _, offsets = self.member_names_offsets(tid)
+        offsets = self.moffsets[tid] or self.member_offsets(tid)
         aligns = self._aligns
         for mt, off in zip(self.mtypes[tid] or self.member_types(tid), offsets, strict=True):
             a = aligns[mt]
@@ -408,7 +418,8 @@ class _Printer:
             for m in self.mtypes[tid] or self.member_types(tid):
                 if state[m] == _DONE:
                     continue
-                if kinds[m] == _PTR:
+                km = kinds[m]
+                if km == _PTR:
                     # a pointer to a named struct/union (or to what is ordered already)
                     # asks for nothing: order() would only mark the pointer done
                     t = ref[m]
@@ -416,6 +427,9 @@ class _Printer:
                             (kinds[t] == _STRUCT or kinds[t] == _UNION) and name_off[t]):
                         state[m] = _DONE
                         continue
+                elif km == _INT or km == _FLOAT:
+                    state[m] = _DONE
+                    continue
                 self.order(m, False)
             if named:
                 self.queue.append(tid)
@@ -483,13 +497,23 @@ class _Printer:
             named = self.name_off[tid]
             if not container or not named:
                 inner = tid if named else container
-                through, ref = self.through, self.ref
+                through, ref, kinds = self.through, self.ref, self.kinds
+                name_off, fwd_done = self.name_off, self.fwd_done
                 for m in self.mtypes[tid] or self.member_types(tid):
                     # pointers, qualifiers and arrays only pass the call on: skip them
                     while through[m]:
                         m = ref[m]
-                    if state[m] != _DONE:
-                        self.emit(m, inner)
+                    if state[m] == _DONE:
+                        continue
+                    km = kinds[m]
+                    if (km == _STRUCT or km == _UNION) and name_off[m]:
+                        # what emit() does for a named struct inside another one
+                        if not fwd_done[m] and m != inner:
+                            out.append(self.composite_ref(m))
+                            out.append(";\n\n")
+                            fwd_done[m] = True
+                        continue
+                    self.emit(m, inner)
             elif not self.fwd_done[tid] and tid != container:
                 out.append(self.composite_ref(tid))
                 out.append(";\n\n")
@@ -540,7 +564,12 @@ class _Printer:
 
     def composite_ref(self, tid: int) -> str:
         kw = "struct" if self.kinds[tid] == _STRUCT else "union"
-        return f"{kw} {self.type_name(tid)}" if self.name_off[tid] else kw
+        if not self.name_off[tid]:
+            return kw
+        name = self.resolved[tid]
+        if name is None:
+            name = self._unique(tid, self.type_dups)
+        return kw + " " + name
 
     def fwd_def(self, tid: int) -> str:
         kw = "union " if self.info[tid] >> 31 else "struct "
@@ -564,7 +593,7 @@ class _Printer:
             return known
         best = 1
         bitfields = self.info[tid] >> 31
-        _, offsets = self.member_names_offsets(tid)
+        offsets = self.moffsets[tid] or self.member_offsets(tid)
         align_of = self.align_of
         aligns = self._aligns
         for mt, off in zip(self.member_types(tid), offsets, strict=True):
@@ -584,7 +613,9 @@ class _Printer:
         packed = is_struct and self.is_packed(tid)
         parts = [self.composite_ref(tid), " {"]
         append = parts.append
-        name_offs, offsets = self.member_names_offsets(tid)
+        offsets = self.moffsets[tid] or self.member_offsets(tid)
+        p = self.pos[tid]
+        name_offs = self.words[p + 3 : p + 3 + 3 * len(offsets) : 3].tolist()
         types = self.mtypes[tid] or self.member_types(tid)
         inner = lvl + 1
         key_lvl = inner if inner < _MAX_INDENT else _MAX_INDENT
@@ -736,9 +767,10 @@ class _Printer:
         nl = _NL_INDENT[inner if inner <= _MAX_INDENT else _MAX_INDENT]
         parts = [head, " {"]
         dups = self.ident_dups
+        values: list[int]
         if self.kinds[tid] == _ENUM:
             seg = words[p + 3 : p + 3 + 2 * vlen]
-            values = seg[1::2]
+            values = seg[1::2].tolist()
             if signed:
                 values = [v - 0x1_0000_0000 if v >> 31 else v for v in values]
             suffix = ","
@@ -752,9 +784,11 @@ class _Printer:
             else:
                 suffix = "ULL,"
             offsets = seg[0::3]
-        name = self.name
+        names_get = self._names.get
         for off, value in zip(offsets, values, strict=True):
-            vname = name(off)
+            vname = names_get(off)
+            if vname is None:
+                vname = self.name(off)
             # enumerators share the identifier namespace with typedefs
             seen = dups.get(vname, 0) + 1
             dups[vname] = seen
@@ -796,7 +830,7 @@ class _Printer:
         # Fast path: a named type behind zero or more plain pointers, ``type **``.
         base = tid
         stars = 0
-        while kinds[base] == _PTR and base and stars < _MAX_CHAIN:
+        while kinds[base] == _PTR and stars < _MAX_CHAIN:
             base = self.ref[base]
             stars += 1
         k = kinds[base]
@@ -939,7 +973,7 @@ class _Printer:
             parts.append("(void)")
             return
         p = self.pos[tid]
-        names = self.words[p + 3 : p + 3 + 2 * len(types) : 2]
+        names = self.words[p + 3 : p + 3 + 2 * len(types) : 2].tolist()
         text = []
         last = len(types) - 1
         for i, pt in enumerate(types):
@@ -960,7 +994,7 @@ class _Printer:
             self.emit(q, 0)
 
     def dump_all(self) -> None:
-        kinds, ref = self.kinds, self.ref
+        kinds, ref, name_off = self.kinds, self.ref, self.name_off
         wanted = self.kind_bytes.translate(_ROOT_MASK)
         state = self.order_state
         member_types = self.member_types
@@ -977,8 +1011,13 @@ class _Printer:
                         default=_DONE) == _DONE:
                     continue
             elif k == _CONST or k == _VOLATILE or k == _ARRAY or k == _RESTRICT:
+                if state[ref[tid]] == _DONE:
+                    continue
+            elif k == _PTR:
                 t = ref[tid]
-                if state[t] == _DONE:
+                if state[t] == _DONE or (
+                        (kinds[t] == _STRUCT or kinds[t] == _UNION) and name_off[t]):
+                    state[tid] = _DONE  # all order() would do
                     continue
             self.silent_done_below = tid
             queue: list[int] = []
