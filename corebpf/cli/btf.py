@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..btf import KERNEL_BTF, load
+from ..btf.files import KERNEL_BTF
 
 TYPE_CHECKING = False
 
@@ -35,6 +35,8 @@ def register(sub: Any) -> None:
 
 
 def run_dump(args: argparse.Namespace) -> int:
+    from ..btf import load
+
     base = load(args.base) if args.base else None
     spec = load(args.file, base=base)
     write = sys.stdout.write

@@ -6,9 +6,7 @@ import argparse
 import json
 import sys
 
-from ..btf import KERNEL_BTF, load
-from ..core import Target, relocate
-from ..obj import ObjectSpec
+from ..btf.files import KERNEL_BTF
 
 TYPE_CHECKING = False
 
@@ -38,6 +36,7 @@ def register_obj(sub: Any) -> None:
 
 
 def run_obj_dump(args: argparse.Namespace) -> int:
+    from ..obj import ObjectSpec
     from ..objdump import dump_object
 
     dump_object(ObjectSpec.load(args.object), sys.stdout.write)
@@ -45,6 +44,10 @@ def run_obj_dump(args: argparse.Namespace) -> int:
 
 
 def run_relocate(args: argparse.Namespace) -> int:
+    from ..btf import load
+    from ..core import Target, relocate
+    from ..obj import ObjectSpec
+
     obj = ObjectSpec.load(args.object)
     vmlinux = load(args.target)
     target = Target(vmlinux, [load(m, base=vmlinux) for m in args.module])
