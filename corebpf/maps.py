@@ -278,7 +278,7 @@ class Map:
         self.value_type_id = value_type_id
         self.pinned: str | None = None
         self._mmaps: list[mmap_mod.mmap] = []
-        self._batch: bool | None = None  # None: not tried yet
+        self._no_batch: set[int] = set()  # batch commands this map type turned out to lack
         mtype = info.type
         self.percpu = mtype in _PERCPU
         self.ncpus = possible_cpus() if self.percpu else 1
@@ -729,9 +729,11 @@ class Map:
 
     # -- batches ----------------------------------------------------------------------
 
-    def _batch_unsupported(self, e: OSError) -> bool:
+    def _batch_unsupported(self, cmd: int, e: OSError) -> bool:
+        """Whether to fall back to single elements after ``e`` (remembered for good when
+        the kernel says the map type lacks the command)."""
         if e.errno in (ENOTSUPP, E.EOPNOTSUPP):
-            self._batch = False
+            self._no_batch.add(cmd)
             return True
         return e.errno == E.EINVAL
 
@@ -739,13 +741,13 @@ class Map:
         """Every (key, value), ``chunk`` elements per BPF_MAP_LOOKUP_BATCH (or
         LOOKUP_AND_DELETE_BATCH with ``delete``); element by element where the kernel has
         no batch operation for this map type."""
-        if self._batch is False or not self.key_size:
+        cmd = BPFCommand.MAP_LOOKUP_AND_DELETE_BATCH if delete else BPFCommand.MAP_LOOKUP_BATCH
+        if cmd in self._no_batch or not self.key_size:
             yield from self._fallback_lookup(delete)
             return
         n = chunk or min(max(self.max_entries, 1), _BATCH_MAX)
         ks, vs = self.key_size, self._vtotal
         tok = max(ks, 8)
-        cmd = BPFCommand.MAP_LOOKUP_AND_DELETE_BATCH if delete else BPFCommand.MAP_LOOKUP_BATCH
         in_b: ctypes.Array[ctypes.c_char] | None = None
         out_b = ctypes.create_string_buffer(tok)
         keys = ctypes.create_string_buffer(ks * n)
@@ -764,13 +766,12 @@ class Map:
                     keys = ctypes.create_string_buffer(ks * n)
                     vals = ctypes.create_string_buffer(max(vs * n, 1))
                     continue
-                if first and self._batch_unsupported(e):
+                if first and self._batch_unsupported(cmd, e):
                     yield from self._fallback_lookup(delete)
                     return
                 raise self._error(e, "lookup and delete batch" if delete else "lookup batch") \
                     from None
             first = False
-            self._batch = True
             kraw, vraw = keys.raw, vals.raw
             for i in range(count):
                 yield kdec(kraw, i * ks), vdec(vraw, i * vs)
@@ -806,22 +807,20 @@ class Map:
         pairs = list(items.items() if isinstance(items, Mapping) else items)
         if not pairs:
             return 0
-        if self._batch is not False:
+        if BPFCommand.MAP_UPDATE_BATCH not in self._no_batch:
             kraw = b"".join(self._kenc(k) for k, _ in pairs)
             vraw = b"".join(self._venc(v) for _, v in pairs)
             kbuf = ctypes.create_string_buffer(kraw, len(kraw))
             vbuf = ctypes.create_string_buffer(vraw, max(len(vraw), 1))
             try:
-                count = map_batch(BPFCommand.MAP_UPDATE_BATCH, self._fdnum(), None, None, kbuf,
-                                  vbuf, len(pairs), elem_flags=flags)
-                self._batch = True
-                return count
+                return map_batch(BPFCommand.MAP_UPDATE_BATCH, self._fdnum(), None, None, kbuf,
+                                 vbuf, len(pairs), elem_flags=flags)
             except BatchEnd as end:
                 key = pairs[end.count][0] if end.count < len(pairs) else None
                 raise self._error(OSError(E.ENOENT, ""), "update batch", key,
                                   missing=True) from None
             except OSError as e:
-                if not self._batch_unsupported(e):
+                if not self._batch_unsupported(BPFCommand.MAP_UPDATE_BATCH, e):
                     raise self._error(e, "update batch") from None
         for k, v in pairs:
             self.update(k, v, flags)
@@ -833,20 +832,18 @@ class Map:
         ks = list(keys)
         if not ks:
             return 0
-        if self._batch is not False:
+        if BPFCommand.MAP_DELETE_BATCH not in self._no_batch:
             kraw = b"".join(self._kenc(k) for k in ks)
             kbuf = ctypes.create_string_buffer(kraw, len(kraw))
             try:
-                count = map_batch(BPFCommand.MAP_DELETE_BATCH, self._fdnum(), None, None, kbuf,
-                                  None, len(ks))
-                self._batch = True
-                return count
+                return map_batch(BPFCommand.MAP_DELETE_BATCH, self._fdnum(), None, None, kbuf,
+                                 None, len(ks))
             except BatchEnd as end:
                 key = ks[end.count] if end.count < len(ks) else None
                 raise self._error(OSError(E.ENOENT, ""), "delete batch", key,
                                   missing=True) from None
             except OSError as e:
-                if not self._batch_unsupported(e):
+                if not self._batch_unsupported(BPFCommand.MAP_DELETE_BATCH, e):
                     raise self._error(e, "delete batch") from None
         for k in ks:
             self.delete(k)

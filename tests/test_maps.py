@@ -181,12 +181,19 @@ def test_lpm_trie() -> None:
         assert t[key("10.200.0.1/32")] == u32(1)
         assert key("11.0.0.1/32") not in t
         assert sorted(t.keys()) == sorted([key("10.0.0.0/8"), key("10.1.0.0/16")])
-        # no batch operations for tries: the element-by-element fallback
         assert t.update_batch([(key("192.168.0.0/16"), 3), (key("172.16.0.0/12"), 4)]) == 2
         assert len(dict(t.items())) == 4
         assert t.delete_batch([key("192.168.0.0/16")]) == 1
+        # tries have no LOOKUP_AND_DELETE (batch or element): lookup, then delete
         assert sorted(v for _, v in t.lookup_batch(delete=True)) == [u32(1), u32(2), u32(4)]
         assert list(t.keys()) == []
+        assert t.update_batch([(key("10.0.0.0/8"), 5)]) == 1  # the other batches still work
+        assert dict(t.lookup_batch()) == {key("10.0.0.0/8"): u32(5)}
+    with Map.create(MapType.QUEUE, 0, 4, 4) as q:  # no batches at all: one by one
+        q.push(1)
+        with pytest.raises(CodecError, match="has no keys"):
+            q.update_batch([(0, 1)])
+        assert q.pop() == u32(1)
 
 
 def test_queue_stack_bloom() -> None:
