@@ -34,6 +34,7 @@ from .obj.object import (
     RelocType,
 )
 from .obj.sections import AttachType
+from .sys.fs import possible_cpu_count
 
 TYPE_CHECKING = False
 
@@ -59,20 +60,6 @@ DEFAULT_PIN_ROOT = "/sys/fs/bpf"
 _NO_BTF_MAP_TYPES = {4, 7, 8, 12, 13, 14, 15, 16, 17, 18, 22, 23, 25}
 MAP_TYPE_PERF_EVENT_ARRAY = 4
 MAP_TYPE_RINGBUF = 27
-
-
-def possible_cpus() -> int:
-    """Number of possible CPUs (per-CPU maps, perf event arrays)."""
-    try:
-        with open("/sys/devices/system/cpu/possible") as f:
-            text = f.read().strip()
-    except OSError:
-        return os.cpu_count() or 1
-    n = 0
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        n = max(n, int(hi or lo) + 1)
-    return n
 
 
 class LoadedMap:
@@ -331,7 +318,7 @@ class Loader:
     def _create_one(self, m: MapSpec, inner_fd: int = 0) -> ksys.FD:
         max_entries = m.max_entries
         if m.type == MAP_TYPE_PERF_EVENT_ARRAY and max_entries == 0:
-            max_entries = possible_cpus()
+            max_entries = possible_cpu_count()
         if m.type == MAP_TYPE_RINGBUF:
             page = mmap.PAGESIZE
             max_entries = max(page, (max_entries + page - 1) // page * page)

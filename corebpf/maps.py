@@ -14,7 +14,6 @@ Everything that talks to the kernel goes through :mod:`corebpf.sys.calls`.
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import enum
 import errno as E
 import functools
@@ -24,6 +23,7 @@ import struct
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 
+from ._record import record
 from .btf import Spec
 from .btf.codec import Codec, CodecError, codec
 from .errors import BTFError, Error, LoadError
@@ -41,6 +41,7 @@ from .sys.calls import (
     obj_info,
     obj_pin,
 )
+from .sys.fs import possible_cpu_count
 
 TYPE_CHECKING = False
 
@@ -160,18 +161,8 @@ class MapKeyError(MapError, KeyError):
 
 @functools.cache
 def possible_cpus() -> int:
-    """How many CPUs per-CPU maps hold a value for (from /sys/devices/system/cpu/possible:
-    the highest possible CPU number plus one, holes included)."""
-    try:
-        with open("/sys/devices/system/cpu/possible") as f:
-            text = f.read().strip()
-    except OSError:
-        return os.cpu_count() or 1
-    n = 0
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        n = max(n, int(hi or lo) + 1)
-    return n
+    """How many CPUs per-CPU maps hold a value for (see sys.fs.possible_cpu_count)."""
+    return possible_cpu_count()
 
 
 def lpm_key(prefixlen: int, data: bytes) -> bytes:
@@ -179,7 +170,7 @@ def lpm_key(prefixlen: int, data: bytes) -> bytes:
     return _U32.pack(prefixlen) + bytes(data)
 
 
-@dataclasses.dataclass(frozen=True)
+@record(frozen=True)
 class MapInfo:
     """struct bpf_map_info as BPF_OBJ_GET_INFO_BY_FD returns it."""
 

@@ -22,6 +22,7 @@ import struct
 
 from .ringbuf import BPF_MAP_TYPE_PERF_EVENT_ARRAY, ReaderError, map_fd, map_info
 from .sys.calls import BPFCommand, map_elem
+from .sys.fs import cpu_ids, parse_cpu_list
 from .sys.perf_event import (
     ATTR_WATERMARK,
     MMAP_DATA_HEAD,
@@ -57,29 +58,13 @@ _U32 = struct.Struct("=I")
 _U64 = struct.Struct("=Q")
 
 
-def parse_cpu_list(text: str) -> list[int]:
-    """CPU ids from the kernel's list format ("0-3,5,7-8")."""
-    cpus: list[int] = []
-    for part in text.strip().split(","):
-        if not part:
-            continue
-        lo, _, hi = part.partition("-")
-        cpus.extend(range(int(lo), int(hi or lo) + 1))
-    return cpus
-
-
-def _sysfs_cpus(kind: str) -> list[int]:
-    with open(f"/sys/devices/system/cpu/{kind}") as f:
-        return parse_cpu_list(f.read())
-
-
 def possible_cpus() -> list[int]:
     """/sys/devices/system/cpu/possible: the indexes a BPF program's CPU can take."""
-    return _sysfs_cpus("possible")
+    return cpu_ids("possible")
 
 
 def online_cpus() -> list[int]:
-    return _sysfs_cpus("online")
+    return cpu_ids("online")
 
 
 class PerfRecord:

@@ -60,3 +60,30 @@ def cgroup2_root() -> str:
     path = "/sys/fs/cgroup/unified" if os.path.isdir("/sys/fs/cgroup/cpu") else "/sys/fs/cgroup"
     _mount("cgroup2", path)
     return path
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """CPU ids from the kernel's list format ("0-3,5,7-8")."""
+    cpus: list[int] = []
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        cpus.extend(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def cpu_ids(kind: str) -> list[int]:
+    """/sys/devices/system/cpu/{possible,online} as a list of CPU ids."""
+    with open(f"/sys/devices/system/cpu/{kind}") as f:
+        return parse_cpu_list(f.read())
+
+
+def possible_cpu_count() -> int:
+    """How many CPUs per-CPU maps and perf event arrays hold a slot for: the highest
+    possible CPU id plus one, holes included."""
+    try:
+        ids = cpu_ids("possible")
+    except OSError:
+        return os.cpu_count() or 1
+    return max(ids) + 1 if ids else (os.cpu_count() or 1)
