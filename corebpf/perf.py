@@ -20,7 +20,13 @@ import os
 import select
 import struct
 
-from .ringbuf import BPF_MAP_TYPE_PERF_EVENT_ARRAY, ReaderError, map_fd, map_info
+from .ringbuf import (
+    BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+    ReaderError,
+    epoll_aiter,
+    map_fd,
+    map_info,
+)
 from .sys.calls import BPFCommand, map_elem
 from .sys.fs import cpu_ids, parse_cpu_list
 from .sys.perf_event import (
@@ -311,30 +317,8 @@ class PerfBuffer:
 
     async def aiter(self, timeout: float | None = None) -> AsyncIterator[PerfRecord]:
         """``records()`` for asyncio, waiting on the epoll fd with loop.add_reader."""
-        import asyncio
-
-        ep = self._ep()
-        loop = asyncio.get_running_loop()
-        ready = asyncio.Event()
-        fd = ep.fileno()
-        loop.add_reader(fd, ready.set)
-        try:
-            while True:
-                rec = self._next()
-                if rec is not None:
-                    yield rec
-                    continue
-                ready.clear()
-                rec = self._next()
-                if rec is not None:
-                    yield rec
-                    continue
-                try:
-                    await asyncio.wait_for(ready.wait(), timeout)
-                except TimeoutError:
-                    return
-        finally:
-            loop.remove_reader(fd)
+        async for rec in epoll_aiter(self._ep().fileno(), self._next, timeout):
+            yield rec
 
     def close(self) -> None:
         """Disable and close every event, clear its map slot, unmap; idempotent."""

@@ -38,7 +38,9 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Generator, Iterator
-    from typing import Protocol
+    from typing import Protocol, TypeVar
+
+    _R = TypeVar("_R")
 
     class _HasFd(Protocol):
         @property
@@ -353,30 +355,8 @@ class RingBuffer(_Closable):
 
     async def aiter(self, timeout: float | None = None) -> AsyncIterator[bytes]:
         """``records()`` for asyncio: waits on the epoll fd with loop.add_reader."""
-        import asyncio
-
-        ring = self._r()
-        loop = asyncio.get_running_loop()
-        ready = asyncio.Event()
-        fd = self.fileno()
-        loop.add_reader(fd, ready.set)
-        try:
-            while True:
-                rec = ring.next_record()
-                if rec is not None:
-                    yield rec
-                    continue
-                ready.clear()
-                rec = ring.next_record()  # committed between the two looks
-                if rec is not None:
-                    yield rec
-                    continue
-                try:
-                    await asyncio.wait_for(ready.wait(), timeout)
-                except TimeoutError:
-                    return
-        finally:
-            loop.remove_reader(fd)
+        async for rec in epoll_aiter(self.fileno(), self._r().next_record, timeout):
+            yield rec
 
     def close(self) -> None:
         """Unmap the ring and close the epoll fd; idempotent."""
@@ -470,3 +450,32 @@ __all__ = [
     "RingBuffer",
     "RingBufferPoller",
 ]
+
+
+async def epoll_aiter(fd: int, next_record: Callable[[], _R | None],
+                      timeout: float | None) -> AsyncIterator[_R]:
+    """Yield ``next_record()`` results, waiting on ``fd`` with loop.add_reader in between;
+    stop once nothing arrives for ``timeout`` seconds (None: never). Shared by the ring
+    buffer and perf buffer readers."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    ready = asyncio.Event()
+    loop.add_reader(fd, ready.set)
+    try:
+        while True:
+            rec = next_record()
+            if rec is not None:
+                yield rec
+                continue
+            ready.clear()
+            rec = next_record()  # committed between the two looks
+            if rec is not None:
+                yield rec
+                continue
+            try:
+                await asyncio.wait_for(ready.wait(), timeout)
+            except TimeoutError:
+                return
+    finally:
+        loop.remove_reader(fd)
