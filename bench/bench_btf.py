@@ -143,9 +143,7 @@ def main() -> int:
                  f"{rss / 2**20:.1f} MiB", f"file {size / 2**20:.1f} MiB",
                  f"{rss / size:.2f}x file", ""))
 
-    head = ("| benchmark | corebpf | C peer | ratio | target |\n"
-            "| --- | --- | --- | --- | --- |\n")
-    table = head + "".join(f"| {' | '.join(r)} |\n" for r in rows)
+    table = markdown_table(rows)
     py = sys.version.split()[0]
     note = (f"BTF: `{args.btf}` ({size / 2**20:.1f} MiB). Medians of {args.runs} in-process "
             f"runs and {args.dump_runs} whole-process runs; Python {py}; "
@@ -155,6 +153,13 @@ def main() -> int:
     if args.markdown:
         _update_markdown(Path(args.markdown), "btf", note + "\n" + table)
     return 0
+
+
+def markdown_table(rows: list[tuple[str, str, str, str, str]]) -> str:
+    """The side-by-side table every bench script prints and writes."""
+    head = ("| benchmark | corebpf | C peer | ratio | target |\n"
+            "| --- | --- | --- | --- | --- |\n")
+    return head + "".join(f"| {' | '.join(r)} |\n" for r in rows)
 
 
 def _update_markdown(path: Path, key: str, body: str) -> None:

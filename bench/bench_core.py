@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_btf import _update_markdown, wall  # noqa: E402
+from bench.bench_btf import _update_markdown, markdown_table, wall  # noqa: E402
 
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
 DEFAULT_OBJECT = ROOT / "tests" / "progs" / "core" / "tools_sized.bpf.o"
@@ -88,8 +88,7 @@ def main() -> int:
         (f"one object against {len(files)} kernels in one process (load + relocate)",
          f"{med * 1e3:.0f} ms per kernel (median), {total:.1f} s total", "", "", ""),
     ]
-    head = "| benchmark | corebpf | C peer | ratio | target |\n| --- | --- | --- | --- | --- |\n"
-    table = head + "".join(f"| {' | '.join(r)} |\n" for r in rows)
+    table = markdown_table(rows)
     shown = args.object.relative_to(ROOT) if args.object.is_relative_to(ROOT) else args.object
     note = (f"Object: `{shown}`. "
             f"Medians of {args.runs} whole-process runs; Python {sys.version.split()[0]}; "

@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_btf import _update_markdown  # noqa: E402
+from bench.bench_btf import _update_markdown, markdown_table  # noqa: E402
 
 OBJECT = ROOT / "tests" / "progs" / "execsnoop.bpf.o"
 PY = """
@@ -87,8 +87,7 @@ def main() -> int:
         ("peak RSS of that process", f"{py_rss:.1f} MiB", f"{c_rss:.1f} MiB", "",
          "≤ 40 MB"),
     ]
-    head = "| benchmark | corebpf | C peer | ratio | target |\n| --- | --- | --- | --- | --- |\n"
-    table = head + "".join(f"| {' | '.join(r)} |\n" for r in rows)
+    table = markdown_table(rows)
     note = (f"Object: `tests/progs/execsnoop.bpf.o`; C peer: bpftool gen skeleton + libbpf "
             f"1.1. Medians of {args.runs} runs; Python {sys.version.split()[0]} "
             f"(`{args.python}`); {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}.\n")
