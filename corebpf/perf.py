@@ -23,6 +23,7 @@ import struct
 from .ringbuf import (
     BPF_MAP_TYPE_PERF_EVENT_ARRAY,
     ReaderError,
+    _Closable,
     epoll_aiter,
     map_fd,
     map_info,
@@ -209,7 +210,7 @@ class _PerfRing:
             self.event.close()
 
 
-class PerfBuffer:
+class PerfBuffer(_Closable):
     """A reader for a BPF_MAP_TYPE_PERF_EVENT_ARRAY map, one ring of ``page_count``
     (a power of two) data pages per online CPU.
 
@@ -338,18 +339,6 @@ class PerfBuffer:
             if self._map_fd >= 0:
                 os.close(self._map_fd)
                 self._map_fd = -1
-
-    def __enter__(self) -> PerfBuffer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         return f"PerfBuffer(cpus={self.cpus}, lost={sum(self.lost.values())})"

@@ -29,6 +29,15 @@ _EVENT_SOURCE = "/sys/bus/event_source/devices"
 
 
 def _attach_perf_fd(prog_fd: int, pfd: ksys.FD, what: str) -> Link:
+    def release_event() -> None:
+        # as libbpf: disable and drop the perf event first; a link's close then pays the
+        # kernel's single grace period
+        try:
+            ioctl(pfd.fd, PERF_EVENT_IOC_DISABLE, 0)
+        except OSError:
+            pass
+        pfd.close()
+
     try:
         link = ksys.link_create(prog_fd, pfd.fd, BPF_PERF_EVENT)
     except OSError:
@@ -38,29 +47,11 @@ def _attach_perf_fd(prog_fd: int, pfd: ksys.FD, what: str) -> Link:
         except OSError as e:
             pfd.close()
             raise AttachError(f"{what}: {e.strerror or e}") from None
-
-        def detach() -> None:
-            try:
-                ioctl(pfd.fd, PERF_EVENT_IOC_DISABLE, 0)
-            except OSError:
-                pass
-            pfd.close()
-
-        return Link(None, what, detach)
+        return Link(None, what, release_event)
     try:
         ioctl(pfd.fd, PERF_EVENT_IOC_ENABLE, 0)
     except OSError:
         pass
-
-    def release_event() -> None:
-        # as libbpf: disable and drop the perf event first; the link's close then pays
-        # the kernel's single grace period
-        try:
-            ioctl(pfd.fd, PERF_EVENT_IOC_DISABLE, 0)
-        except OSError:
-            pass
-        pfd.close()
-
     return Link(link, what, release_event)
 
 

@@ -38,7 +38,7 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Generator, Iterator
-    from typing import Protocol, TypeVar
+    from typing import Protocol, Self, TypeVar
 
     _R = TypeVar("_R")
 
@@ -258,7 +258,7 @@ class _Closable:
     def close(self) -> None:
         raise NotImplementedError
 
-    def __enter__(self) -> _Closable:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
