@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_btf import _update_markdown, markdown_table, wall  # noqa: E402
 
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
-DEFAULT_OBJECT = ROOT / "tests" / "progs" / "core" / "tools_sized.bpf.o"
+DEFAULT_OBJECT = ROOT / "tests" / "progs" / "tools_sized.bpf.o"
 
 
 def kernels() -> list[Path]:

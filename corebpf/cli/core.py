@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from ..btf.files import KERNEL_BTF
@@ -54,6 +53,8 @@ def run_relocate(args: argparse.Namespace) -> int:
     reports, _ = relocate(obj, target)
     out = sys.stdout
     if args.json:
+        import json
+
         for r in reports:
             out.write(json.dumps(r.to_json()) + "\n")
     else:

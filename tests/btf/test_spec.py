@@ -7,9 +7,10 @@ import struct
 import pytest
 
 import corebpf.btf as btf
+import corebpf.btf.types as bt
 from corebpf.btf.writer import Builder
 from corebpf.errors import BTFError, NotFoundError
-from tests.conftest import KERNEL_BTF, PROGS, corpus_files, debian_files
+from tests.conftest import DATA, KERNEL_BTF, PROGS, corpus_files, debian_files
 
 
 def test_kernel_lookups(kernel_spec: btf.Spec) -> None:
@@ -36,6 +37,37 @@ def test_name_lookup_agrees_with_full_index(kernel_spec: btf.Spec) -> None:
     index = fresh.build_name_index()
     for name in ("task_struct", "list_head", "sk_buff", "bpf_map", "u32", "int", "pid_t"):
         assert fresh.find_by_name(name) == kernel_spec.find_by_name(name) == sorted(index[name])
+
+
+def test_many_lookups_agree_with_full_index(kernel_spec: btf.Spec) -> None:
+    """After the first lookup a packed name-offset column answers: same ids, base first."""
+    fresh = btf.load(KERNEL_BTF, index_cache=False)
+    index = kernel_spec.build_name_index()
+    names = sorted(index)[::97]
+    assert len(names) > 500
+    for name in names:
+        assert fresh.find_by_name(name) == sorted(index[name]), name
+    assert fresh.find_by_name("no_such_type_anywhere_xyz") == []
+    module = DATA / "btf" / "modules" / "6.1.0-56-amd64" / "veth.btf.xz"
+    base = btf.load(DATA / "btf" / "6.1.0-56-amd64.btf.xz", index_cache=False)
+    split = btf.load(module, base=base, index_cache=False)
+    own = {split.name(t) for t in split.ids() if split.name(t)}
+    for name in sorted(own):
+        assert split.find_by_name(name) == sorted(
+            t for t in range(1, split.type_count) if split.name(t) == name), name
+
+
+def test_pointer_size_is_the_first_long_in_id_order() -> None:
+    """libbpf's determine_ptr_size: the first INT named like a long, by id."""
+    b = Builder()
+    b.add(bt.Int("unsigned int", 4, 0, 0, 32))
+    b.add(bt.Int("long unsigned int", 4, 0, 0, 32))  # a 32-bit target
+    b.add(bt.Int("long", 8, 1, 0, 64))
+    assert btf.from_bytes(b.encode()).pointer_size == 4
+    b = Builder()
+    b.add(bt.Int("long", 2, 1, 0, 16))  # neither 4 nor 8 bytes: skipped
+    b.add(bt.Int("long int", 8, 1, 0, 64))
+    assert btf.from_bytes(b.encode()).pointer_size == 8
 
 
 def test_persisted_index_matches_fresh_one(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
