@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import Error
 from . import btf as btf_cmd
+from . import check as check_cmd
 from . import core as core_cmd
 
 
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     btf_cmd.register(sub)
     core_cmd.register(sub)
     core_cmd.register_obj(sub)
+    check_cmd.register(sub)
     return parser
 
 

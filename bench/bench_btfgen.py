@@ -1,0 +1,264 @@
+"""BTFGen benchmark, corebpf next to a btfgen.sh-style bpftool loop in one run (issue #5).
+
+Minimized BTF for three objects over 30+ real kernels: ../shared/btf-corpus (BTFHub
+.btf.tar.xz), the project's Debian kernels (tests/data/btf) and more Debian 12 kernels
+fetched here once with scripts/fetch_debian_btf.py into ~/.cache/corebpf/bench-kernels
+(never committed). Both sides get the compressed files and two workers:
+
+- corebpf: one Python process running corebpf.btfgen.minimize_file per kernel through
+  corebpf.archive.parallel.map_kernels (2 worker processes); it decompresses the files
+  itself.
+- the loop: per kernel, `tar xJf` (or `xz -dc`) then `bpftool gen min_core_btf IN OUT
+  OBJ...`, two kernels at a time, as Tracee's and Inspektor Gadget's btfgen.sh do one at a
+  time.
+
+Reported: wall time of each (median of --runs), the ratio, total output bytes, and the
+dedup ratio (distinct outputs by sha256 / kernels). --profile times corebpf's phases
+(decompress, parse/index, minimize, write) on one core and prints a cProfile summary.
+
+Run: python bench/bench_btfgen.py [--runs N] [--markdown docs/benchmarks.md] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_btf import _update_markdown, markdown_table  # noqa: E402
+
+PROGS = ROOT / "tests" / "progs"
+OBJECTS = [PROGS / "core_kinds.bpf.o", PROGS / "core_arrays.bpf.o", PROGS / "execsnoop.bpf.o"]
+CORPUS = ROOT.parent / "shared" / "btf-corpus"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "corebpf" / \
+    "bench-kernels"
+#: Debian 12 kernels beyond tests/data/btf: older ABIs of both series and other flavours
+EXTRA_DEBIAN = [
+    "6.1.0-47-amd64", "6.1.0-50-amd64", "6.1.0-53-amd64", "6.1.0-54-amd64", "6.1.0-55-amd64",
+    "6.1.0-50-cloud-amd64", "6.1.0-55-cloud-amd64", "6.12.107+deb12-amd64",
+    "6.12.111+deb12-amd64", "6.12.113+deb12-amd64", "6.12.115+deb12-amd64",
+    "6.12.117+deb12-cloud-amd64",
+]
+
+
+def fetch_extra(cache: Path) -> list[Path]:
+    """The extra Debian kernels' BTF, fetched (apt-get download) on the first run only."""
+    cache.mkdir(parents=True, exist_ok=True)
+    files = []
+    for release in EXTRA_DEBIAN:
+        out = cache / f"{release}.btf.xz"
+        if not out.exists():
+            try:
+                subprocess.run([sys.executable, str(ROOT / "scripts" / "fetch_debian_btf.py"),
+                                "--out", str(cache), "--modules", "", "--budget", str(1 << 40),
+                                f"linux-image-{release}-unsigned"], check=True)
+            except subprocess.CalledProcessError:
+                print(f"note: could not fetch {release}; going on without it", file=sys.stderr)
+        if out.exists():
+            files.append(out)
+    return files
+
+
+def kernels(cache: Path, fetch: bool) -> list[Path]:
+    files = sorted(CORPUS.rglob("*.btf.tar.xz")) if CORPUS.is_dir() else []
+    files += sorted((ROOT / "tests" / "data" / "btf").glob("*.btf.xz"))
+    if fetch:
+        files += fetch_extra(cache)
+    else:
+        files += sorted(cache.glob("*.btf.xz"))
+    return files
+
+
+def out_name(path: Path) -> str:
+    return path.name.removesuffix(".tar.xz").removesuffix(".xz").removesuffix(".btf") + ".btf"
+
+
+def minimize_one(btf_path: str, objects: tuple[str, ...], out_dir: str) -> int:
+    """One kernel, in a worker: the minimized BTF's size."""
+    from corebpf.btfgen import minimize_file
+
+    out = os.path.join(out_dir, out_name(Path(btf_path)))
+    minimize_file(list(objects), btf_path, out)
+    return os.path.getsize(out)
+
+
+def corebpf_worker(out_dir: str, jobs: int, objects: list[str], files: list[str]) -> None:
+    """The corebpf side, run in a fresh process (imports and pool start-up counted)."""
+    from corebpf.archive.parallel import map_kernels
+
+    work = functools.partial(minimize_one, objects=tuple(objects), out_dir=out_dir)
+    failed = [o for o in map_kernels(work, files, jobs=jobs, progress=False) if not o.ok]
+    for o in failed:
+        print(f"corebpf failed: {o.error}", file=sys.stderr)
+
+
+_WORKER = """
+import sys
+sys.path.insert(0, {root!r})
+from bench.bench_btfgen import corebpf_worker
+corebpf_worker({out!r}, {jobs}, {objects!r}, {files!r})
+"""
+
+
+def run_corebpf(files: list[Path], objects: list[Path], out_dir: Path, jobs: int) -> float:
+    code = _WORKER.format(root=str(ROOT), out=str(out_dir), jobs=jobs,
+                          objects=[str(o) for o in objects], files=[str(f) for f in files])
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tempfile.gettempdir())
+    return time.perf_counter() - t
+
+
+def loop_command(bpftool: str, btf: Path, objects: list[Path], work: Path, out: Path) -> str:
+    """btfgen.sh's body for one kernel: unpack, then bpftool gen min_core_btf."""
+    objs = " ".join(shlex.quote(str(o)) for o in objects)
+    if btf.name.endswith(".tar.xz"):
+        unpack = f"tar xJf {shlex.quote(str(btf))} -C {shlex.quote(str(work))}"
+        raw = f"{shlex.quote(str(work))}/*.btf"
+    else:
+        raw = shlex.quote(str(work / out_name(btf)))
+        unpack = f"xz -dc {shlex.quote(str(btf))} > {raw}"
+    return (f"mkdir -p {shlex.quote(str(work))} && {unpack} && "
+            f"{shlex.quote(bpftool)} gen min_core_btf {raw} {shlex.quote(str(out))} {objs} "
+            f"&& rm -rf {shlex.quote(str(work))}")
+
+
+def run_loop(bpftool: str, files: list[Path], objects: list[Path], out_dir: Path,
+             scratch: Path, jobs: int) -> tuple[float, list[str]]:
+    cmds = [loop_command(bpftool, f, objects, scratch / str(i), out_dir / out_name(f))
+            for i, f in enumerate(files)]
+
+    def one(cmd: str) -> str | None:
+        r = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, check=False)
+        if r.returncode == 0:
+            return None
+        lines = r.stderr.strip().splitlines()
+        return lines[-1] if lines else f"exit {r.returncode}"
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        errors = [e for e in pool.map(one, cmds) if e]
+    return time.perf_counter() - t, errors
+
+
+def outputs(out_dir: Path) -> tuple[int, int, int]:
+    """Files, total bytes, distinct contents."""
+    files = sorted(p for p in out_dir.iterdir() if p.is_file())
+    digests = {hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    return len(files), sum(p.stat().st_size for p in files), len(digests)
+
+
+def profile(files: list[Path], objects: list[Path]) -> None:
+    """corebpf's time per phase on one core, then where it goes by function."""
+    import cProfile
+    import pstats
+
+    from corebpf import btfgen
+    from corebpf.btf import Spec
+    from corebpf.btf.files import unwrap
+    from corebpf.obj import ObjectSpec
+
+    objs = [ObjectSpec.load(o) for o in objects]
+    phases = dict.fromkeys(("read+decompress", "parse/index", "minimize (relocate+build)",
+                            "write"), 0.0)
+    prof = cProfile.Profile()
+    with tempfile.TemporaryDirectory() as tmp:
+        for f in files:
+            t0 = time.perf_counter()
+            prof.enable()
+            raw, source = unwrap(f.read_bytes(), str(f))
+            t1 = time.perf_counter()
+            spec = Spec(raw, source=source)
+            spec.find_by_name("task_struct")  # the name index, built on first search
+            t2 = time.perf_counter()
+            data = btfgen.minimize(objs, spec)
+            t3 = time.perf_counter()
+            Path(tmp, out_name(f)).write_bytes(data)
+            prof.disable()
+            t4 = time.perf_counter()
+            for k, dt in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                phases[k] += dt
+    total = sum(phases.values())
+    print(f"\ncorebpf phases over {len(files)} kernels, one core, in-process:")
+    for k, v in phases.items():
+        print(f"  {k:<28} {v:7.2f} s  {100 * v / total:5.1f} %")
+    print(f"  {'total':<28} {total:7.2f} s\n")
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=2, help="workers on each side")
+    ap.add_argument("--cache", type=Path, default=CACHE, help="extra Debian kernels' BTF")
+    ap.add_argument("--no-fetch", action="store_true", help="use only what the cache has")
+    ap.add_argument("--object", dest="objects", type=Path, action="append",
+                    help="BPF object (repeatable; default: core_kinds, core_arrays, execsnoop)")
+    ap.add_argument("--markdown")
+    ap.add_argument("--profile", action="store_true", help="corebpf's phases, then exit")
+    args = ap.parse_args()
+    objects = [o.resolve() for o in (args.objects or OBJECTS)]
+    files = kernels(args.cache, not args.no_fetch)
+    if args.profile:
+        profile(files, objects)
+        return 0
+    bpftool = shutil.which("bpftool") or "/usr/sbin/bpftool"
+    ours_t: list[float] = []
+    theirs_t: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="corebpf-btfgen-") as tmp:
+        ours_dir, theirs_dir, scratch = Path(tmp, "corebpf"), Path(tmp, "bpftool"), \
+            Path(tmp, "scratch")
+        errors: list[str] = []
+        for _ in range(args.runs):  # alternate, so that a busy moment hurts both sides
+            for d in (ours_dir, theirs_dir):
+                shutil.rmtree(d, ignore_errors=True)
+                d.mkdir()
+            ours_t.append(run_corebpf(files, objects, ours_dir, args.jobs))
+            took, errors = run_loop(bpftool, files, objects, theirs_dir, scratch, args.jobs)
+            theirs_t.append(took)
+        ours_n, ours_bytes, ours_uniq = outputs(ours_dir)
+        theirs_n, theirs_bytes, theirs_uniq = outputs(theirs_dir)
+    ours, theirs = statistics.median(ours_t), statistics.median(theirs_t)
+    objs = ", ".join(o.name for o in objects)
+    rows = [
+        (f"minimized BTF for {len(objects)} objects over {len(files)} kernels "
+         f"({args.jobs} workers each), wall time",
+         f"{ours:.1f} s", f"{theirs:.1f} s", f"{ours / theirs:.2f}x", "< 1x"),
+        ("outputs: files, total bytes", f"{ours_n}, {ours_bytes} B",
+         f"{theirs_n}, {theirs_bytes} B",
+         f"{ours_bytes / theirs_bytes:.2f}x" if theirs_bytes else "", "≤ 1.1x"),
+        ("dedup: distinct outputs (sha256) / kernels",
+         f"{ours_uniq}/{ours_n} = {ours_uniq / max(ours_n, 1):.2f}",
+         f"{theirs_uniq}/{theirs_n} = {theirs_uniq / max(theirs_n, 1):.2f}", "", ""),
+    ]
+    table = markdown_table(rows)
+    note = (f"Objects: {objs}. Kernels: {len(files)} (the BTF corpus, tests/data/btf, "
+            f"Debian 12 kernels fetched into the cache). C peer: `tar xJf`/`xz -dc` then "
+            f"`bpftool gen min_core_btf` per kernel, {args.jobs} at a time. Medians of "
+            f"{args.runs} alternating runs (corebpf {', '.join(f'{t:.1f}' for t in ours_t)} s; "
+            f"loop {', '.join(f'{t:.1f}' for t in theirs_t)} s); Python "
+            f"{sys.version.split()[0]}; {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}.\n")
+    if errors:
+        note += f"bpftool failed on {len(errors)} kernels (first: {errors[0]}).\n"
+    print(note)
+    print(table)
+    if args.markdown:
+        _update_markdown(Path(args.markdown), "btfgen", note + "\n" + table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

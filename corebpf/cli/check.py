@@ -1,0 +1,63 @@
+"""``corebpf check``: every CO-RE relocation of some objects against every kernel of an
+archive, before shipping (nothing is loaded)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "check", help="relocate objects against every kernel of a BTF archive",
+        description="A matrix of kernels x CO-RE relocations: each resolved, poisoned (the "
+        "field or type the program reads is missing on that kernel) or failed (the object "
+        "would not load, e.g. ambiguous candidates). Exit status 1 when a kernel failed "
+        "(or its BTF could not be read); poisoned relocations alone exit 0 unless --strict.")
+    p.add_argument("objects", nargs="+", metavar="OBJ", help="clang-built BPF object (.o)")
+    p.add_argument("--archive", required=True, metavar="DIR",
+                   help="BTFHub-layout tree, .deb/vmlinux/raw BTF files")
+    p.add_argument("--json", action="store_true",
+                   help='print {"kernels": [...]} instead of the table')
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
+    p.add_argument("--jobs", type=_positive, metavar="N",
+                   help="worker processes (default: one per CPU; 1 runs in this process)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 also when a relocation is poisoned on some kernel")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=run_check)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from ..archive.check import check_archive, format_table
+
+    report = check_archive(args.objects, args.archive, jobs=args.jobs,
+                           progress=False if args.no_progress else None)
+    for k in report.kernels:
+        if k.error is not None:
+            print(f"corebpf: skipped {k.path}: {k.error}", file=sys.stderr)
+    if args.json:
+        import json
+
+        json.dump(report.to_json(), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(format_table(report))
+    if args.html:
+        from ..archive.report_html import render_html
+
+        with open(args.html, "w", encoding="utf-8") as f:
+            f.write(render_html(report))
+    return report.exit_code(strict=args.strict)
