@@ -78,10 +78,10 @@ class Progress:
         bar = "#" * filled + " " * (self.WIDTH - filled)
         line = f"[{bar}] {self.done}/{self.total} {name}"
         try:
-            cols = os.get_terminal_size(self.stream.fileno()).columns
+            cols = os.get_terminal_size(self.stream.fileno()).columns or 80
         except (OSError, ValueError, AttributeError):
             cols = 80
-        line = line[: max(cols - 1, 10)]
+        line = line[: max(cols - 1, 40)]
         self.stream.write("\r" + line + "\x1b[K")
         self.stream.flush()
 

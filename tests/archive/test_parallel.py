@@ -118,6 +118,16 @@ def test_progress_bar(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().err == ""
 
 
+def test_progress_bar_by_default_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    master, slave = os.openpty()
+    with open(slave, "w", closefd=True) as tty:
+        monkeypatch.setattr("sys.stderr", tty)
+        map_kernels(square_or_fail, PATHS[:2], jobs=1)
+    seen = os.read(master, 4096).decode()
+    os.close(master)
+    assert "2/2 2.btf" in seen
+
+
 def test_empty_and_bad_jobs() -> None:
     assert map_kernels(square_or_fail, [], progress=False) == []
     with pytest.raises(ValueError):
