@@ -17,28 +17,16 @@ import functools
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
-from typing import Protocol
+from typing import TYPE_CHECKING, Any
 
 from .._record import field, record
 from ..errors import Error
 
+if TYPE_CHECKING:
+    from .sources import KernelEntry
+
 OK, POISONED, FAILED = "ok", "poisoned", "failed"
 RESOLVED = "resolved"
-
-
-class KernelLike(Protocol):
-    """What check needs of an archive entry (corebpf.archive.sources.KernelEntry)."""
-
-    @property
-    def path(self) -> str | os.PathLike[str]: ...
-    @property
-    def distro(self) -> str: ...
-    @property
-    def version(self) -> str: ...
-    @property
-    def arch(self) -> str: ...
-    @property
-    def release(self) -> str: ...
 
 
 @record
@@ -65,7 +53,7 @@ class RelocationCheck:
         """Same on every kernel: names the matrix column."""
         return self.object, self.section, self.index
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> dict[str, Any]:  # (a field called "object" hides the builtin)
         return {"object": self.object, "program": self.program, "section": self.section,
                 "index": self.index, "insn": self.insn, "kind": self.kind,
                 "access": self.access, "spec": self.spec, "result": self.result,
@@ -221,7 +209,7 @@ def relocate_object(path: str, target: object) -> list[RelocationCheck]:
     return out
 
 
-def check_kernel(entry: KernelLike, objects: Sequence[str]) -> KernelCheck:
+def check_kernel(entry: KernelEntry, objects: Sequence[str]) -> KernelCheck:
     """One kernel's row: its BTF parsed once, every object relocated against it.
 
     A kernel whose file cannot be read or parsed gives a row with ``error`` set; a
@@ -247,7 +235,7 @@ def check_kernel(entry: KernelLike, objects: Sequence[str]) -> KernelCheck:
 
 def check_archive(
     objects: Sequence[str | os.PathLike[str]],
-    archive: str | os.PathLike[str] | Iterable[KernelLike],
+    archive: str | os.PathLike[str] | Iterable[KernelEntry],
     *,
     executor: Executor | None = None,
     jobs: int | None = None,
@@ -267,7 +255,7 @@ def check_archive(
     for p in paths:
         ObjectSpec.load(p)
     if isinstance(archive, str | os.PathLike):
-        entries: list[KernelLike] = list(discover(archive))
+        entries = list(discover(archive))
     else:
         entries = list(archive)
     work = functools.partial(check_kernel, objects=tuple(paths))
@@ -316,7 +304,6 @@ __all__ = [
     "RESOLVED",
     "CheckReport",
     "KernelCheck",
-    "KernelLike",
     "RelocationCheck",
     "check_archive",
     "check_kernel",
