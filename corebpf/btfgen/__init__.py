@@ -1,0 +1,113 @@
+"""BTFGen: minimized kernel BTF for a set of BPF objects (bpftool's ``gen min_core_btf``),
+for one kernel (:func:`minimize`) or one file at a time for archive-wide jobs
+(:func:`minimize_file`, picklable, so any Executor can map it over kernels)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+
+from .._record import record
+from ..btf import Spec, load
+from ..core import Target
+from ..errors import Error
+from ..obj.object import ObjectSpec
+from .minimize import Minimizer, RelocationNeeds, minimize, needs_of
+
+#: Container suffixes stripped from an input's name to name its output
+_SUFFIXES = (".tar.xz", ".xz", ".btf")
+
+
+def output_name(btf_path: str | os.PathLike[str]) -> str:
+    """``5.4.0-1.btf.tar.xz`` -> ``5.4.0-1.btf``; ``vmlinux`` -> ``vmlinux.btf``."""
+    name = os.path.basename(os.fspath(btf_path))
+    for suffix in _SUFFIXES:
+        name = name.removesuffix(suffix)
+    return name + ".btf"
+
+
+@record
+class MinimizeResult:
+    """One kernel's minimized BTF: where it went and what it holds."""
+
+    btf_path: str
+    out_path: str
+    size: int
+    types: int
+    relocations: int
+    sha256: str
+
+
+@lru_cache(maxsize=64)
+def _object(path: str, mtime_ns: int, size: int) -> ObjectSpec:
+    return ObjectSpec.load(path)
+
+
+def load_object(path: str | os.PathLike[str]) -> ObjectSpec:
+    """An object parsed once per worker process (keyed by path, mtime and size)."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise Error(f"{os.fspath(path)}: cannot read: {e.strerror}") from None
+    return _object(os.fspath(path), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=2)
+def _base(path: str, mtime_ns: int, size: int) -> Spec:
+    return load(path)
+
+
+def _load_base(path: str | os.PathLike[str]) -> Spec:
+    """A base (vmlinux) BTF that many split inputs share, parsed once per process."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise Error(f"{os.fspath(path)}: cannot read: {e.strerror}") from None
+    return _base(os.fspath(path), st.st_mtime_ns, st.st_size)
+
+
+def minimize_file(object_paths: Sequence[str | os.PathLike[str]],
+                  btf_path: str | os.PathLike[str], out_path: str | os.PathLike[str], *,
+                  base: str | os.PathLike[str] | None = None,
+                  modules: Sequence[str | os.PathLike[str]] = (),
+                  keep_decl_tags: bool = False) -> MinimizeResult:
+    """Minimize one kernel's BTF file (any container :func:`corebpf.btf.load` reads) for
+    ``object_paths`` and write raw BTF to ``out_path``.
+
+    ``base``: ``btf_path`` is split BTF (a module) on this vmlinux; the output then holds
+    what is needed of both. ``modules``: split BTFs on ``btf_path`` searched after it, as
+    libbpf searches kernel modules. Raises :class:`corebpf.errors.Error` naming the file
+    that could not be used.
+    """
+    objects = [load_object(p) for p in object_paths]
+    target: Target
+    if base is not None:
+        vmlinux = _load_base(base)
+        target = Target(vmlinux, [load(btf_path, base=vmlinux)])
+    else:
+        vmlinux = load(btf_path)
+        target = Target(vmlinux, [load(m, base=vmlinux) for m in modules])
+    m = Minimizer(target, keep_decl_tags=keep_decl_tags)
+    relocations = sum(len(m.add_object(obj)) for obj in objects)
+    data = m.to_bytes()
+    try:
+        with open(out_path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        raise Error(f"{os.fspath(out_path)}: cannot write: {e.strerror}") from None
+    return MinimizeResult(os.fspath(btf_path), os.fspath(out_path), len(data), m.type_count,
+                          relocations, hashlib.sha256(data).hexdigest())
+
+
+__all__ = [
+    "MinimizeResult",
+    "Minimizer",
+    "RelocationNeeds",
+    "load_object",
+    "minimize",
+    "minimize_file",
+    "needs_of",
+    "output_name",
+]
