@@ -101,13 +101,57 @@ def minimize_file(object_paths: Sequence[str | os.PathLike[str]],
                           relocations, hashlib.sha256(data).hexdigest())
 
 
+@record
+class MinimizeOutcome:
+    """One input of :func:`minimize_files`: its result, or why it was skipped."""
+
+    btf_path: str
+    result: MinimizeResult | None = None
+    error: str | None = None
+
+
+def minimize_files(object_paths: Sequence[str | os.PathLike[str]],
+                   btf_paths: Sequence[str | os.PathLike[str]],
+                   out_dir: str | os.PathLike[str], *,
+                   base: str | os.PathLike[str] | None = None,
+                   modules: Sequence[str | os.PathLike[str]] = (),
+                   keep_decl_tags: bool = False) -> list[MinimizeOutcome]:
+    """:func:`minimize_file` for each input into ``out_dir`` (named by
+    :func:`output_name`); an input that cannot be used is an outcome with its error, and
+    the others go on."""
+    objects = [load_object(p) for p in object_paths]  # a bad object fails the whole run
+    del objects
+    os.makedirs(out_dir, exist_ok=True)
+    outcomes: list[MinimizeOutcome] = []
+    taken: dict[str, str] = {}
+    for path in btf_paths:
+        name = output_name(path)
+        outcome = MinimizeOutcome(os.fspath(path))
+        outcomes.append(outcome)
+        if name in taken:
+            outcome.error = (f"{os.fspath(path)}: output {name} already written for "
+                             f"{taken[name]}")
+            continue
+        taken[name] = os.fspath(path)
+        try:
+            outcome.result = minimize_file(object_paths, path, os.path.join(out_dir, name),
+                                           base=base, modules=modules,
+                                           keep_decl_tags=keep_decl_tags)
+        except Exception as e:  # one unusable kernel must not end the run
+            text = str(e) if isinstance(e, Error) else f"{type(e).__name__}: {e}"
+            outcome.error = text if os.fspath(path) in text else f"{os.fspath(path)}: {text}"
+    return outcomes
+
+
 __all__ = [
+    "MinimizeOutcome",
     "MinimizeResult",
     "Minimizer",
     "RelocationNeeds",
     "load_object",
     "minimize",
     "minimize_file",
+    "minimize_files",
     "needs_of",
     "output_name",
 ]

@@ -12,6 +12,7 @@ from ..errors import Error
 from . import btf as btf_cmd
 from . import check as check_cmd
 from . import core as core_cmd
+from . import gen as gen_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     core_cmd.register(sub)
     core_cmd.register_obj(sub)
     check_cmd.register(sub)
+    gen_cmd.register(sub)
     return parser
 
 
