@@ -13,6 +13,7 @@ from . import btf as btf_cmd
 from . import check as check_cmd
 from . import core as core_cmd
 from . import gen as gen_cmd
+from . import run as run_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     core_cmd.register_obj(sub)
     check_cmd.register(sub)
     gen_cmd.register(sub)
+    run_cmd.register(sub)
     return parser
 
 

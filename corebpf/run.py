@@ -1,0 +1,545 @@
+"""Run an object as a tool: load it, attach its programs, print its events as JSON lines,
+then its globals and maps once it is stopped (``corebpf run``).
+
+What a tool built with libbpf needs a C loader for (a skeleton: set ``const volatile``
+filters, attach by section, poll ring/perf buffers, read counters at exit), here from one
+object file and its BTF. Values become JSON through their BTF types: ``char`` arrays as
+strings, other byte arrays as hex, structs as objects, integers as (unbounded) ints.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import math
+import os
+import select
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import ExitStack
+
+from . import sys as ksys
+from .btf import Spec
+from .btf import types as bt
+from .btf.codec import CodecError, codec
+from .errors import BTFError, Error
+from .links import Link, attach
+from .loader import MAP_TYPE_PERF_EVENT_ARRAY, MAP_TYPE_RINGBUF, Collection, LoadedMap, load
+from .maps import Map
+from .obj.object import MapSpec, ObjectSpec
+from .obj.sections import AttachKind
+from .perf import PerfBuffer
+from .ringbuf import RingBufferPoller
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any, TextIO
+
+__all__ = [
+    "RunError",
+    "attach_programs",
+    "dump_maps",
+    "event_decoder",
+    "parse_assignments",
+    "parse_value",
+    "read_globals",
+    "rodata_values",
+    "run",
+    "to_json",
+]
+
+#: Map types whose contents are dumped at exit (hash, array, their per-CPU and LRU
+#: variants, LPM tries): the ones a tool keeps counters and state in.
+DUMP_MAP_TYPES = frozenset({1, 2, 5, 6, 9, 10, 11})
+
+#: Sections that name nothing to attach to by themselves (an interface, a socket, a
+#: binary): libbpf's skeletons leave them unattached too.
+_NEEDS_TARGET = frozenset({AttachKind.NONE, AttachKind.XDP, AttachKind.TC, AttachKind.TCX,
+                           AttachKind.SOCKET, AttachKind.STRUCT_OPS, AttachKind.NETFILTER,
+                           AttachKind.NETKIT, AttachKind.USDT, AttachKind.KPROBE_MULTI,
+                           AttachKind.UPROBE_MULTI, AttachKind.KSYSCALL})
+
+_TRUE = frozenset({"1", "true", "yes", "on", "y"})
+_FALSE = frozenset({"0", "false", "no", "off", "n"})
+
+
+class RunError(Error):
+    """A ``run`` request that cannot be met: an unknown variable or event type, a value
+    that does not parse as its variable's type."""
+
+
+# -- values to JSON ---------------------------------------------------------------------
+
+
+def _is_text_char(t: bt.Int) -> bool:
+    """``char`` (not ``unsigned char``/``__u8``): arrays of it are strings, not bytes."""
+    return t.size == 1 and (bool(t.encoding & bt.IntEncoding.CHAR)
+                            or t.name in ("char", "signed char"))
+
+
+def _bytes_json(data: bytes, text: bool) -> str:
+    if text:
+        end = data.find(b"\0")
+        try:
+            return (data if end < 0 else data[:end]).decode()
+        except UnicodeDecodeError:
+            pass  # not text after all: hex says exactly what is there
+    return data.hex()
+
+
+def _plain_json(value: Any) -> Any:
+    """JSON-safe form of a decoded value without its type (bytes as hex)."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _plain_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_json(v) for v in value]
+    return value
+
+
+def to_json(spec: Spec | None, type_id: int, value: Any) -> Any:
+    """A value decoded by :mod:`corebpf.btf.codec` made JSON-safe, guided by its BTF type:
+    ``char`` arrays become the string before their first NUL (hex if not UTF-8), other
+    byte arrays hex, non-finite floats strings; ints stay ints whatever their size."""
+    if spec is None or not type_id:
+        return _plain_json(value)
+    return _Jsonifier(spec).convert(type_id, value, 0)
+
+
+class _Jsonifier:
+    def __init__(self, spec: Spec):
+        self.spec = spec
+
+    def convert(self, tid: int, value: Any, depth: int) -> Any:
+        spec = self.spec
+        if depth > 64:
+            return _plain_json(value)
+        t = spec.type(tid)
+        while isinstance(t, bt.Typedef | bt.Const | bt.Volatile | bt.Restrict | bt.TypeTag
+                         | bt.Var | bt.DeclTag):
+            tid = t.type
+            t = spec.type(tid)
+        if isinstance(value, bytes | bytearray | memoryview):
+            text = False
+            if isinstance(t, bt.Array):
+                et = spec.type(spec.resolve(t.type))
+                text = isinstance(et, bt.Int) and _is_text_char(et)
+            return _bytes_json(bytes(value), text)
+        if isinstance(t, bt.Array) and isinstance(value, list):
+            return [self.convert(t.type, v, depth + 1) for v in value]
+        if isinstance(t, bt.Struct | bt.Union) and isinstance(value, dict):
+            out: dict[str, Any] = {}
+            self._members(t, value, out, depth)
+            return out
+        if isinstance(t, bt.Datasec) and isinstance(value, dict):
+            types = {}
+            for si in t.vars:
+                var = spec.type(si.type)
+                if isinstance(var, bt.Var):
+                    types[var.name] = var.type
+            return {k: self.convert(types[k], v, depth + 1) if k in types else _plain_json(v)
+                    for k, v in value.items()}
+        return _plain_json(value)
+
+    def _members(self, t: bt.Struct | bt.Union, value: dict[str, Any], out: dict[str, Any],
+                 depth: int) -> None:
+        for m in t.members:
+            if m.name:
+                if m.name in value:
+                    out[m.name] = self.convert(m.type, value[m.name], depth + 1)
+                continue
+            inner = self.spec.type(self.spec.resolve(m.type))
+            if isinstance(inner, bt.Struct | bt.Union):  # anonymous: its members are ours
+                self._members(inner, value, out, depth + 1)
+        for k, v in value.items():  # anything the walk did not place
+            if k not in out:
+                out[k] = _plain_json(v)
+
+
+# -- read-only globals from text --------------------------------------------------------
+
+
+def parse_assignments(items: Iterable[str]) -> dict[str, str]:
+    """``NAME=VALUE`` strings as a dict (a later NAME wins)."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise RunError(f"--set {item!r}: expected NAME=VALUE")
+        out[name] = value
+    return out
+
+
+def _type_desc(spec: Spec, tid: int) -> str:
+    t = spec.type(spec.resolve(tid))
+    if isinstance(t, bt.Array):
+        return f"{_type_desc(spec, t.type)}[{t.nelems}]"
+    kind = {bt.Kind.STRUCT: "struct ", bt.Kind.UNION: "union ", bt.Kind.ENUM: "enum ",
+            bt.Kind.ENUM64: "enum "}.get(t.kind, "")
+    return f"{kind}{t.name or '(anon)'}" if t.name or kind else t.kind.name.lower()
+
+
+def parse_value(spec: Spec, type_id: int, text: str, *, what: str = "value") -> bytes:
+    """``text`` as the bytes of BTF type ``type_id``: integers in any base Python reads
+    (``0x10``, ``-1``, ``1_000``), booleans (``true``/``false``/``1``/``0``), enumerator
+    names, strings for ``char`` arrays, floats, and JSON for structs and other arrays.
+    Errors name ``what`` and the type."""
+    tid = spec.resolve(type_id)
+    t = spec.type(tid)
+    desc = _type_desc(spec, type_id)
+    value: Any
+    try:
+        if isinstance(t, bt.Int) and t.encoding & bt.IntEncoding.BOOL:
+            low = text.strip().lower()
+            if low not in _TRUE | _FALSE:
+                raise RunError(f"{what}: {text!r} is not a boolean ({desc}: true or false)")
+            value = low in _TRUE
+        elif isinstance(t, bt.Int | bt.Pointer):
+            value = _parse_int(text, what, desc)
+        elif isinstance(t, bt.Enum | bt.Enum64):
+            names = {v.name: v.value for v in t.values}
+            value = names[text.strip()] if text.strip() in names else _parse_int(
+                text, what, f"{desc} (one of {', '.join(names) or 'no names'} or an integer)")
+        elif isinstance(t, bt.Float):
+            try:
+                value = float(text)
+            except ValueError:
+                raise RunError(f"{what}: {text!r} is not a number ({desc})") from None
+        elif isinstance(t, bt.Array) and _char_array(spec, t):
+            raw = text.encode()
+            if len(raw) >= t.nelems:
+                raise RunError(f"{what}: {len(raw)}-byte string does not fit {desc} "
+                               f"(at most {t.nelems - 1} bytes and the NUL)")
+            value = raw
+        else:
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise RunError(f"{what}: {desc} takes a JSON value, not {text!r}") from None
+        return codec(spec, tid).encode(value)
+    except CodecError as e:
+        raise RunError(f"{what}: {text!r} does not fit {desc}: {e}") from None
+    except BTFError as e:
+        raise RunError(f"{what}: cannot set a {desc}: {e}") from None
+
+
+def _char_array(spec: Spec, t: bt.Array) -> bool:
+    et = spec.type(spec.resolve(t.type))
+    return isinstance(et, bt.Int) and et.size == 1 and not et.encoding & bt.IntEncoding.BOOL
+
+
+def _parse_int(text: str, what: str, desc: str) -> int:
+    try:
+        return int(text.strip(), 0)
+    except ValueError:
+        raise RunError(f"{what}: {text!r} is not an integer ({desc})") from None
+
+
+def rodata_values(obj: ObjectSpec, assignments: Mapping[str, str]) -> dict[str, bytes]:
+    """Each ``NAME=VALUE`` of read-only globals (``const volatile``) parsed per the
+    variable's BTF type, ready for :func:`corebpf.loader.load`'s ``rodata``."""
+    found = {v.name: (m, v) for m in obj.maps.values() if m.is_data and m.read_only
+             for v in m.variables}
+    out: dict[str, bytes] = {}
+    for name, text in assignments.items():
+        if name not in found:
+            have = ", ".join(sorted(found)) or "none"
+            raise RunError(f"{obj.source}: no read-only global variable {name!r} "
+                           f"(read-only globals: {have})")
+        m, v = found[name]
+        if obj.btf is None:
+            raise RunError(f"{obj.source}: variable {name!r}: the object has no BTF to "
+                           "type it")
+        out[name] = parse_value(obj.btf, v.type_id, text,
+                                what=f"{obj.source}: {m.section} variable {name!r}")
+    return out
+
+
+# -- events -------------------------------------------------------------------------------
+
+
+def _find_struct(spec: Spec, name: str) -> int:
+    name = name.strip()
+    for prefix in ("struct ", "union "):
+        if name.startswith(prefix):
+            name = name[len(prefix):].strip()
+    for kind in (bt.Kind.STRUCT, bt.Kind.UNION, bt.Kind.TYPEDEF):
+        for tid in spec.find_by_name(name, kind):
+            if isinstance(spec.type(spec.resolve(tid)), bt.Struct | bt.Union):
+                return tid
+    return 0
+
+
+def event_decoder(obj: ObjectSpec, m: MapSpec,
+                  event_type: str | None = None) -> Callable[[bytes], dict[str, Any]]:
+    """How records of ring/perf map ``m`` become JSON: as ``event_type`` (a struct of the
+    object's BTF), else the map's BTF value type if it is a struct, else a struct named
+    ``event`` (libbpf-tools' convention) if the object has one; records that are
+    shorter than the type, or without a type, as ``{"data": hex}``."""
+    spec = obj.btf
+    tid = 0
+    if event_type is not None:
+        tid = _find_struct(spec, event_type) if spec is not None else 0
+        if not tid:
+            raise RunError(f"{obj.source}: --event-type {event_type!r}: the object's BTF has "
+                           "no such struct or union")
+    elif spec is not None:
+        if m.value_type_id and isinstance(spec.type(spec.resolve(m.value_type_id)),
+                                          bt.Struct | bt.Union):
+            tid = m.value_type_id
+        else:
+            tid = _find_struct(spec, "event")
+    if spec is None or not tid:
+        return lambda data: {"data": data.hex()}
+    c = codec(spec, tid)
+    size = c.size
+    conv = _Jsonifier(spec)
+
+    def decode(data: bytes) -> dict[str, Any]:
+        if len(data) < size:
+            return {"data": data.hex()}
+        return {"event": conv.convert(tid, c.decode(data), 0)}
+    return decode
+
+
+# -- attaching ----------------------------------------------------------------------------
+
+
+def attach_programs(coll: Collection) -> tuple[list[Link], dict[str, str]]:
+    """Attach every loaded program the way its section says (:func:`corebpf.links.attach`),
+    as a libbpf skeleton's attach does: programs whose section names no target
+    (``xdp``, ``socket``, a bare ``uprobe``) are left out, with the reason. On an attach
+    error the links made so far are closed and the error propagates."""
+    links: list[Link] = []
+    skipped: dict[str, str] = {}
+    try:
+        for name, prog in coll.programs.items():
+            d = prog.spec.section_def
+            kind = d.attach if d is not None else AttachKind.NONE
+            if kind in _NEEDS_TARGET or (
+                    kind in (AttachKind.TRACEPOINT, AttachKind.KPROBE, AttachKind.UPROBE)
+                    and not prog.spec.attach_target):
+                skipped[name] = f"section {prog.spec.section!r} names nothing to attach to"
+                continue
+            links.append(attach(prog))
+    except BaseException:
+        for link in reversed(links):
+            link.close()
+        raise
+    return links, skipped
+
+
+# -- globals and maps ------------------------------------------------------------------
+
+
+def _data_bytes(lm: LoadedMap) -> bytes:
+    size = lm.spec.value_size
+    if lm.mmap is not None:
+        return bytes(lm.mmap[:size])
+    key = ctypes.c_uint32(0)
+    val = ctypes.create_string_buffer(max(size, 1))
+    ksys.map_elem(ksys.BPFCommand.MAP_LOOKUP_ELEM, lm.fd.fd, key, val)
+    return val.raw[:size]
+
+
+def read_globals(coll: Collection) -> dict[str, dict[str, Any]]:
+    """The object's global variables as the kernel holds them now, by section
+    (``.bss``, ``.data``, ``.rodata``...), each decoded through its BTF type."""
+    spec = coll.obj.btf
+    out: dict[str, dict[str, Any]] = {}
+    for lm in coll.maps.values():
+        m = lm.spec
+        if not m.is_data or not m.variables:
+            continue
+        try:
+            data = _data_bytes(lm)
+        except OSError as e:
+            raise Error(f"{coll.obj.source}: map {m.name!r} ({m.section}): cannot read: "
+                        f"{e.strerror}") from None
+        out[m.section] = decode_variables(spec, m, data)
+    return out
+
+
+def decode_variables(spec: Spec | None, m: MapSpec, data: bytes) -> dict[str, Any]:
+    """Each variable of data section ``m`` from its bytes ``data``, JSON-safe; a variable
+    whose type has no value layout comes out as hex."""
+    out: dict[str, Any] = {}
+    for v in sorted(m.variables, key=lambda v: v.offset):
+        raw = data[v.offset:v.offset + v.size]
+        if spec is None:
+            out[v.name] = raw.hex()
+            continue
+        try:
+            out[v.name] = to_json(spec, v.type_id, codec(spec, v.type_id).decode(raw))
+        except (BTFError, CodecError):
+            out[v.name] = raw.hex()
+    return out
+
+
+def dump_maps(coll: Collection) -> dict[str, list[dict[str, Any]]]:
+    """Every hash/array-like map's entries, keys and values decoded through BTF (per-CPU
+    values as one list entry per possible CPU)."""
+    spec = coll.obj.btf
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, lm in coll.maps.items():
+        m = lm.spec
+        if m.is_data or m.type not in DUMP_MAP_TYPES:
+            continue
+        kid, vid = (m.key_type_id, m.value_type_id) if spec is not None else (0, 0)
+        try:
+            mp = Map.from_fd(lm.fd.fd, btf=spec, key_type_id=kid, value_type_id=vid,
+                             load_btf=False)
+        except (BTFError, CodecError):  # types this codec cannot lay out: bytes
+            mp, kid, vid = Map.from_fd(lm.fd.fd, load_btf=False), 0, 0
+        with mp:
+            entries = []
+            for k, v in mp.items():
+                value = [to_json(spec, vid, x) for x in v] if mp.percpu else \
+                    to_json(spec, vid, v)
+                entries.append({"key": to_json(spec, kid, k), "value": value})
+        out[name] = entries
+    return out
+
+
+# -- the run ------------------------------------------------------------------------------
+
+
+class _Stop:
+    """SIGINT/SIGTERM set a flag and wake the poll (through a self-pipe), so the loop
+    ends between records, never in the middle of a line."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.rfd, self.wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._old: dict[int, Any] = {}
+        self._old_wakeup: int | None = None
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals only reach the main thread; the caller stops us by duration
+        self._old_wakeup = signal.set_wakeup_fd(self.wfd, warn_on_full_buffer=False)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested = True
+
+    def close(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()
+        if self._old_wakeup is not None:
+            signal.set_wakeup_fd(self._old_wakeup)
+            self._old_wakeup = None
+        for fd in (self.rfd, self.wfd):
+            os.close(fd)
+
+
+def _write(out: TextIO, obj: dict[str, Any]) -> None:
+    out.write(json.dumps(obj) + "\n")
+
+
+def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
+        rodata: Mapping[str, str] | None = None, event_type: str | None = None,
+        btf: str | os.PathLike[str] | None = None, out: TextIO | None = None,
+        err: TextIO | None = None) -> int:
+    """Load ``obj_path`` (CO-RE against ``btf``, default the running kernel) with the
+    read-only globals in ``rodata`` (NAME: text), attach its programs, print each record
+    of its ring buffer and perf event array maps as a JSON line on ``out`` until
+    ``duration`` seconds pass or SIGINT/SIGTERM arrives, then one JSON object with its
+    globals and hash/array maps. Everything is closed on return; returns 0."""
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    obj = ObjectSpec.load(obj_path)
+    values = rodata_values(obj, rodata or {})
+    readers = [m for m in obj.maps.values() if m.type in (MAP_TYPE_RINGBUF,
+                                                           MAP_TYPE_PERF_EVENT_ARRAY)]
+    decoders = {m.name: event_decoder(obj, m, event_type) for m in readers}
+    if event_type is not None and not readers:
+        print(f"corebpf run: {obj.source} has no ring buffer or perf event array; "
+              "--event-type is unused", file=err)
+    with ExitStack() as stack:
+        coll = stack.enter_context(load(obj, btf=str(btf) if btf is not None else None,
+                                        rodata=values))
+        stop = _Stop()
+        stack.callback(stop.close)
+        stop.install()
+        ep = select.epoll()
+        stack.callback(ep.close)
+        ep.register(stop.rfd, select.EPOLLIN)
+        rings = stack.enter_context(RingBufferPoller())
+        perfs: list[PerfBuffer] = []
+        for m in readers:
+            lm = coll.maps[m.name]
+            dec = decoders[m.name]
+            if m.type == MAP_TYPE_RINGBUF:
+                rings.add(lm, _ring_callback(out, m.name, dec))
+            else:
+                pb = stack.enter_context(PerfBuffer(
+                    lm, on_sample=_perf_callback(out, m.name, dec),
+                    on_lost=_lost_callback(out, m.name)))
+                perfs.append(pb)
+                ep.register(pb.fileno(), select.EPOLLIN)
+        if len(rings):
+            ep.register(rings.fileno(), select.EPOLLIN)
+        links, skipped = attach_programs(coll)
+        for link in links:
+            stack.callback(link.close)
+        for name, why in skipped.items():
+            print(f"corebpf run: program {name!r} not attached: {why}", file=err)
+        print(f"corebpf run: {len(links)} program(s) attached, reading {len(readers)} "
+              f"map(s); {'Ctrl-C' if duration is None else f'{duration:g} s or Ctrl-C'} "
+              "stops", file=err)
+        err.flush()
+
+        def drain() -> None:
+            rings.consume()
+            for pb in perfs:
+                pb.consume()
+            out.flush()
+
+        deadline = None if duration is None else time.monotonic() + duration
+        while not stop.requested:
+            wait = 0.5
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                wait = min(wait, left)
+            ep.poll(wait)
+            drain()
+        for link in links:  # no new records from here; what was written is still read
+            link.close()
+        drain()
+        _write(out, {"globals": read_globals(coll), "maps": dump_maps(coll)})
+        out.flush()
+    return 0
+
+
+def _ring_callback(out: TextIO, name: str,
+                   dec: Callable[[bytes], dict[str, Any]]) -> Callable[[bytes], None]:
+    def cb(data: bytes) -> None:
+        _write(out, {"map": name, **dec(data)})
+    return cb
+
+
+def _perf_callback(out: TextIO, name: str,
+                   dec: Callable[[bytes], dict[str, Any]]) -> Callable[[int, bytes], None]:
+    def cb(cpu: int, data: bytes) -> None:
+        _write(out, {"map": name, "cpu": cpu, **dec(data)})
+    return cb
+
+
+def _lost_callback(out: TextIO, name: str) -> Callable[[int, int], None]:
+    def cb(cpu: int, count: int) -> None:
+        _write(out, {"map": name, "cpu": cpu, "lost": count})
+    return cb
+
