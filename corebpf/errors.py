@@ -36,6 +36,10 @@ class KernelImageError(Error, ValueError):
     """A kernel package or image (.deb, vmlinuz, vmlinux) that cannot be unpacked."""
 
 
+class ArchiveError(Error):
+    """An archive input (BTFHub tree, tarball, package, bundle) that cannot be used."""
+
+
 class ObjectError(Error):
     """A malformed or unsupported BPF object file."""
 
@@ -62,6 +66,7 @@ class AttachError(Error):
 
 
 __all__ = [
+    "ArchiveError",
     "AttachError",
     "BTFError",
     "Error",
