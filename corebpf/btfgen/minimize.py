@@ -17,7 +17,10 @@ Where this goes beyond bpftool:
 
 - every candidate that matches a relocation is kept, not only the first, so the candidate
   list libbpf builds (and compacts) against the minimized BTF evolves as against the full
-  BTF: several flavors matching, or an ambiguity error, decide the same;
+  BTF: several flavors matching, or an ambiguity error, decide the same. A candidate that
+  matches exactly the relocations an earlier one matches, with the same offsets and
+  values, is left out (unless needed for another reason): libbpf would keep or drop both
+  together and never tell them apart (old kernels' BTF repeats task_struct & co.);
 - TYPE_TAG, FWD, FUNC, VAR, DECL_TAG... anywhere on a path are kept, never an error
   (bpftool stops on them: 6.x kernels tag pointers __rcu/__user, which type_matches walks);
 - split BTF: a target of vmlinux plus module BTFs gives one standalone BTF holding what is
@@ -36,12 +39,16 @@ from ..btf import Spec
 from ..btf import types as bt
 from ..btf.writer import Builder
 from ..core import Candidate, CoreError, CoreSpec, Target, parse_spec, spec_match
-from ..core.relo import essential_name, skip_mods_and_typedefs
+from ..core.relo import calc_relo, essential_name, skip_mods_and_typedefs
 from ..errors import BTFError
 from ..obj.btf_ext import RelocKind
 from ..obj.object import ObjectSpec
 
 _COMPOSITE = bt.Struct | bt.Union
+#: What a matching candidate decides for one relocation, as libbpf's ambiguity check
+#: compares it (bit offset, poison, value), or the error it raises; None: no match
+_Verdict = tuple[int, bool, int] | tuple[str, str] | None
+_CandKey = tuple[bool, int, str]
 #: Type ids are global per spec chain; a type's key also says which spec owns it
 #: (vmlinux, a module, ...): ``source index << 32 | type id``. Keys sort in output order.
 _SHIFT = 32
@@ -60,6 +67,20 @@ class RelocationNeeds:
     local_type_id: int
     matched: list[CoreSpec] = field(default_factory=list)
     error: str | None = None
+
+
+class _Relocation:
+    """One relocation against one candidate list: each candidate's target spec and
+    verdict (None where it does not match), and which candidates were recorded."""
+
+    __slots__ = ("kind", "recorded", "specs", "verdicts")
+
+    def __init__(self, kind: RelocKind, specs: list[CoreSpec | None],
+                 verdicts: list[_Verdict]):
+        self.kind = kind
+        self.specs = specs
+        self.verdicts = verdicts
+        self.recorded: set[int] = set()
 
 
 class Minimizer:
@@ -82,7 +103,9 @@ class Minimizer:
         self._match_marked: set[tuple[int, bool]] = set()
         self._members: dict[int, set[int]] = {}
         # candidates per (kind class, essential name): shared by all objects
-        self._cands: dict[tuple[bool, int, str], list[Candidate]] = {}
+        self._cands: dict[_CandKey, list[Candidate]] = {}
+        # relocations per candidate list, recorded into the output by _settle
+        self._relos: dict[_CandKey, list[_Relocation]] = {}
         # type relocations' candidates that did not match, by key: spec, id, local specs
         self._unmatched: dict[int, tuple[Spec, int, list[CoreSpec]]] = {}
 
@@ -134,38 +157,71 @@ class Minimizer:
                     local_spec = parse_spec(local, rec)
                     if not local.name(rec.type_id):
                         continue  # libbpf refuses anonymous roots: nothing to keep
-                    needs.matched = self._match(local_spec, kind)
-                    for targ in needs.matched:
-                        self._record(targ, kind)
+                    needs.matched = self._match(local_spec, kind, obj.endian == ">")
                 except (CoreError, BTFError) as e:
                     needs.error = f"{obj.source}: {sec} relo #{rec.index}: {e}"
         return out
 
-    def _candidates(self, local: Spec, local_id: int) -> list[Candidate]:
+    def _cand_key(self, local: Spec, local_id: int) -> _CandKey:
         kind = local.kind(local_id)
         enumish = kind in (bt.Kind.ENUM, bt.Kind.ENUM64)
-        ck = (enumish, 0 if enumish else int(kind), essential_name(local.name(local_id)))
-        cands = self._cands.get(ck)
-        if cands is None:
-            cands = self._cands[ck] = self.target.candidates(local, local_id)
-        return cands
+        return (enumish, 0 if enumish else int(kind), essential_name(local.name(local_id)))
 
-    def _match(self, local_spec: CoreSpec, kind: RelocKind) -> list[CoreSpec]:
+    def _match(self, local_spec: CoreSpec, kind: RelocKind, big_endian: bool) -> list[CoreSpec]:
         """Target specs of every candidate the relocation matches, in libbpf's order.
 
         Matching is against the whole candidate list, never the compacted one libbpf keeps
         per object: what matched anywhere is kept, which makes libbpf's candidate
         compaction against the minimized BTF follow the full BTF's whatever is loaded."""
-        matched: list[CoreSpec] = []
-        for cand in self._candidates(local_spec.btf, local_spec.root_type_id):
+        ck = self._cand_key(local_spec.btf, local_spec.root_type_id)
+        cands = self._cands.get(ck)
+        if cands is None:
+            cands = self._cands[ck] = self.target.candidates(local_spec.btf,
+                                                             local_spec.root_type_id)
+        specs: list[CoreSpec | None] = []
+        verdicts: list[_Verdict] = []
+        for cand in cands:
             cspec = spec_match(local_spec, cand.btf, cand.type_id)
-            if cspec is not None:
-                matched.append(cspec)
-            elif kind.is_type:
-                key = self._key(cand.btf, cand.type_id)
-                self._unmatched.setdefault(key, (cand.btf, cand.type_id, []))[2].append(
-                    local_spec)
-        return matched
+            specs.append(cspec)
+            if cspec is None:
+                verdicts.append(None)
+                if kind.is_type:
+                    key = self._key(cand.btf, cand.type_id)
+                    self._unmatched.setdefault(key, (cand.btf, cand.type_id, []))[2].append(
+                        local_spec)
+                continue
+            try:
+                res = calc_relo(kind, local_spec, cspec, 0, big_endian)
+                verdicts.append((cspec.bit_offset, res.poison, res.new_val))
+            except (CoreError, BTFError) as e:
+                verdicts.append(("error", type(e).__name__))
+        self._relos.setdefault(ck, []).append(_Relocation(kind, specs, verdicts))
+        return [cs for cs in specs if cs is not None]
+
+    def _settle(self) -> None:
+        """Record the candidates the output needs: each that matches some relocation,
+        except one whose verdicts on every relocation sharing its candidate list equal an
+        earlier candidate's and that nothing else keeps. libbpf keeps or compacts such a
+        pair together and never decides differently with one than with both; a repeat
+        that is in the output anyway gets all it matched, as any candidate."""
+        changed = True
+        while changed:
+            changed = False
+            for ck, relos in self._relos.items():
+                cands = self._cands[ck]
+                columns: list[tuple[_Verdict, ...]] = []
+                for j, cand in enumerate(cands):
+                    column = tuple(r.verdicts[j] for r in relos)
+                    columns.append(column)
+                    key = self._key(cand.btf, cand.type_id)
+                    if key not in self._marked and column in columns[:j]:
+                        continue
+                    for r in relos:
+                        targ = r.specs[j]
+                        if targ is not None and j not in r.recorded:
+                            r.recorded.add(j)
+                            self._record(targ, r.kind)
+                            changed = True
 
     def _record(self, targ: CoreSpec, kind: RelocKind) -> None:
         if kind.is_field:
@@ -281,9 +337,10 @@ class Minimizer:
     def build(self) -> Builder:
         """The minimized types, renumbered in the target's id order (which keeps
         libbpf's candidate order)."""
-        if self.keep_decl_tags:
-            self._mark_decl_tags()
         while True:
+            self._settle()
+            if self.keep_decl_tags:
+                self._mark_decl_tags()
             order = sorted(self._marked)
             new_ids = {key: i for i, key in enumerate(order, 1)}
             builder = Builder()
@@ -301,8 +358,6 @@ class Minimizer:
                         self._mark_match(btf, tid, False)
                     else:
                         self._mark(btf, tid, True)
-            if self.keep_decl_tags:
-                self._mark_decl_tags()
 
     def to_bytes(self, endian: str | None = None) -> bytes:
         """Raw BTF in ``endian`` (default: the target's)."""
