@@ -1,0 +1,326 @@
+"""corebpf run: --set parsing, values to JSON, and real runs (events, --set's effect,
+SIGINT, the final globals/maps dump, no fd left open)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import corebpf.btf as btf
+from corebpf.btf.codec import codec
+from corebpf.btf.types import IntEncoding
+from corebpf.btf.writer import Builder
+from corebpf.cli import main
+from corebpf.obj import ObjectSpec
+from corebpf.run import (
+    RunError,
+    decode_variables,
+    parse_assignments,
+    parse_value,
+    rodata_values,
+    run,
+    to_json,
+)
+from tests.conftest import KERNEL_BTF, PROGS, ROOT
+
+EXECSNOOP = PROGS / "execsnoop.bpf.o"
+EVENT = struct.Struct("<IIIi16s128s")  # struct event in execsnoop.bpf.c (not in its BTF)
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0 or not KERNEL_BTF.exists(),
+                                reason="loading BPF programs needs root and a kernel with BTF")
+
+
+# -- pure helpers ---------------------------------------------------------------------------
+
+
+class Types:
+    def __init__(self) -> None:
+        b = self.b = Builder()
+        self.u32 = b.add(btf.Int("unsigned int", 4, 0, 0, 32))
+        self.int = b.add(btf.Int("int", 4, IntEncoding.SIGNED, 0, 32))
+        self.char = b.add(btf.Int("char", 1, IntEncoding.SIGNED, 0, 8))
+        self.u8 = b.add(btf.Int("unsigned char", 1, 0, 0, 8))
+        self.bool = b.add(btf.Int("_Bool", 1, IntEncoding.BOOL, 0, 8))
+        self.dbl = b.add(btf.Float("double", 8))
+        self.name = b.add(btf.Array(self.char, self.u32, 8))
+        self.addr = b.add(btf.Array(self.u8, self.u32, 4))
+        self.mode = b.add(btf.Enum("mode", 4, [btf.EnumValue("OFF", 0),
+                                               btf.EnumValue("ON", 5)], signed=False))
+        self.ev = b.add(btf.Struct("ev", 20, [btf.Member("pid", self.u32, 0, 0),
+                                             btf.Member("name", self.name, 32, 0),
+                                             btf.Member("addr", self.addr, 96, 0),
+                                             btf.Member("on", self.bool, 128, 0)], False))
+        self.spec = btf.from_bytes(b.encode())
+
+
+def test_parse_assignments() -> None:
+    assert parse_assignments(["a=1", "b=x=y", "a=2"]) == {"a": "2", "b": "x=y"}
+    with pytest.raises(RunError, match="'target_uid'.*NAME=VALUE"):
+        parse_assignments(["target_uid"])
+
+
+def test_parse_value_by_type() -> None:
+    t = Types()
+    s = t.spec
+    assert parse_value(s, t.u32, "0x10") == (16).to_bytes(4, "little")
+    assert parse_value(s, t.int, "-2") == (-2).to_bytes(4, "little", signed=True)
+    assert parse_value(s, t.bool, "true") == b"\x01"
+    assert parse_value(s, t.bool, "0") == b"\x00"
+    assert parse_value(s, t.name, "sshd") == b"sshd\0\0\0\0"
+    assert parse_value(s, t.mode, "ON") == (5).to_bytes(4, "little")
+    assert parse_value(s, t.dbl, "1.5") == struct.pack("<d", 1.5)
+    assert parse_value(s, t.ev, '{"pid": 3}')[:4] == (3).to_bytes(4, "little")
+    with pytest.raises(RunError, match="var 'x'.*not an integer"):
+        parse_value(s, t.u32, "ten", what="var 'x'")
+    with pytest.raises(RunError, match="var 'x'.*does not fit"):
+        parse_value(s, t.u32, str(1 << 32), what="var 'x'")
+    with pytest.raises(RunError, match="var 'x'.*does not fit char\\[8\\]"):
+        parse_value(s, t.name, "eightchr", what="var 'x'")
+    with pytest.raises(RunError, match="var 'x'.*not a boolean"):
+        parse_value(s, t.bool, "maybe", what="var 'x'")
+
+
+def test_rodata_values_name_the_variable() -> None:
+    obj = ObjectSpec.load(EXECSNOOP)
+    assert rodata_values(obj, {"target_uid": "0x3e8", "ignore_failed": "-1"}) == {
+        "target_uid": (1000).to_bytes(4, "little"),
+        "ignore_failed": (-1).to_bytes(4, "little", signed=True)}
+    with pytest.raises(RunError, match="no read-only global variable 'nope'.*target_uid"):
+        rodata_values(obj, {"nope": "1"})
+    with pytest.raises(RunError, match=".rodata variable 'target_uid'.*not an integer"):
+        rodata_values(obj, {"target_uid": "root"})
+    with pytest.raises(RunError, match="variable 'target_uid'.*does not fit"):
+        rodata_values(obj, {"target_uid": "0x100000000"})
+
+
+def test_to_json_by_type() -> None:
+    t = Types()
+    raw = struct.pack("<I8s4s?3x", 7, b"bash\0\xff\xff\xff", b"\x7f\0\0\x01", True)
+    value = codec(t.spec, t.ev).decode(raw)
+    got = to_json(t.spec, t.ev, value)
+    assert got == {"pid": 7, "name": "bash", "addr": "7f000001", "on": True}
+    json.dumps(got)
+    assert to_json(t.spec, t.name, b"\xff\xfe\0\0\0\0\0\0") == "fffe000000000000"  # not text
+    assert to_json(None, 0, {"k": b"\x01", "big": 1 << 70}) == {"k": "01", "big": 1 << 70}
+    assert to_json(t.spec, t.dbl, float("nan")) == "nan"
+
+
+def test_decode_variables_of_a_data_section() -> None:
+    obj = ObjectSpec.load(EXECSNOOP)
+    ro = next(m for m in obj.maps.values() if m.is_data and m.read_only)
+    data = bytearray(ro.value_size)
+    off = {v.name: v.offset for v in ro.variables}
+    struct.pack_into("<I", data, off["target_uid"], 4242)
+    struct.pack_into("<i", data, off["ignore_failed"], -3)
+    assert decode_variables(obj.btf, ro, bytes(data)) == {"target_uid": 4242,
+                                                          "ignore_failed": -3}
+
+
+def test_unknown_event_type_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(EXECSNOOP), "--event-type", "nosuch"]) == 1
+    assert "--event-type 'nosuch'" in capsys.readouterr().err
+
+
+def test_bad_set_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(EXECSNOOP), "--set", "target_uid=abc"]) == 1
+    assert "'target_uid'" in capsys.readouterr().err
+
+
+# -- real runs ---------------------------------------------------------------------------------
+
+
+def _start(*args: str) -> subprocess.Popen[str]:
+    """`corebpf run` in a subprocess, returned once its programs are attached."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    p = subprocess.Popen([sys.executable, "-m", "corebpf", "run", *args], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stderr is not None
+    line = p.stderr.readline()
+    while line and "attached" not in line:
+        line = p.stderr.readline()
+    if not line:
+        out, err = p.communicate()
+        pytest.fail(f"corebpf run failed ({p.returncode}): {err}")
+    return p
+
+
+def _finish(p: subprocess.Popen[str], timeout: float = 30) -> tuple[list[dict[str, Any]],
+                                                                     dict[str, Any]]:
+    out, err = p.communicate(timeout=timeout)
+    assert p.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines and set(lines[-1]) == {"globals", "maps"}, out[-500:]
+    return lines[:-1], lines[-1]
+
+
+def _execsnoop_events(lines: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    evs = []
+    for rec in lines:
+        assert rec["map"] == "events"
+        evs.append(EVENT.unpack_from(bytes.fromhex(rec["data"])))
+    return evs
+
+
+@needs_root
+def test_execsnoop_reports_an_exec(tmp_path: Path) -> None:
+    exe = tmp_path / "corebpf-run-true"
+    shutil.copy("/bin/true", exe)
+    p = _start(str(EXECSNOOP), "--duration", "2")
+    child = subprocess.Popen([str(exe), "x"])
+    child.wait()
+    lines, final = _finish(p)
+    mine = [e for e in _execsnoop_events(lines) if e[0] == child.pid]
+    assert mine, f"no event for pid {child.pid} among {len(lines)}"
+    _, ppid, uid, _, comm, filename = mine[0]
+    assert (ppid, uid) == (os.getpid(), os.getuid())
+    assert comm.rstrip(b"\0") == Path("/proc/self/comm").read_bytes().strip()[:15]
+    assert filename.rstrip(b"\0") == str(exe).encode()[:127]
+    g = final["globals"]
+    assert g[".rodata"] == {"target_uid": 0xFFFFFFFF, "ignore_failed": 0}
+    assert g[".bss"]["total_events"] >= len(lines) >= 1
+    by_uid = {e["key"]: e["value"] for e in final["maps"]["execs_by_uid"]}
+    assert by_uid[os.getuid()] >= 1
+
+
+@needs_root
+def test_set_filters_and_sigint_ends_cleanly(tmp_path: Path) -> None:
+    uid = 4242
+    p = _start(str(EXECSNOOP), "--set", f"target_uid={uid}")
+    child = subprocess.Popen(["/bin/true"], user=uid, group=uid)
+    child.wait()
+    subprocess.run(["/bin/true"], check=True)  # ours, root's: filtered out
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    lines, final = _finish(p)
+    evs = _execsnoop_events(lines)
+    assert {e[2] for e in evs} == {uid}, evs
+    assert any(e[0] == child.pid for e in evs)
+    assert final["globals"][".rodata"]["target_uid"] == uid
+    assert [e["key"] for e in final["maps"]["execs_by_uid"]] == [uid]
+
+
+@needs_root
+def test_in_process_run_closes_every_fd() -> None:
+    def fds() -> set[str]:
+        return set(os.listdir("/proc/self/fd"))
+
+    run(EXECSNOOP, duration=0.2, btf=KERNEL_BTF, out=io.StringIO(), err=io.StringIO())
+    before = fds()
+    out = io.StringIO()
+    assert run(EXECSNOOP, duration=0.5, btf=KERNEL_BTF, out=out, err=io.StringIO()) == 0
+    assert fds() == before
+    final = json.loads(out.getvalue().splitlines()[-1])
+    assert "execs_by_uid" in final["maps"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+PERF_SRC = r"""
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct event { __u32 pid; __s32 tag; char comm[16]; __u8 raw[4]; };
+
+const volatile __u32 target_pid = 0;
+struct event last = {};
+__u64 hits = 0;
+
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 16384); } rb SEC(".maps");
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} pb SEC(".maps");
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} per_cpu SEC(".maps");
+
+SEC("tp/syscalls/sys_enter_getppid")
+int on_getppid(void *ctx)
+{
+	struct event e = {};
+	__u32 zero = 0;
+	__u64 *n;
+
+	e.pid = bpf_get_current_pid_tgid() >> 32;
+	if (e.pid != target_pid)
+		return 0;
+	e.tag = -7;
+	bpf_get_current_comm(e.comm, sizeof(e.comm));
+	e.raw[0] = 1; e.raw[1] = 2; e.raw[2] = 3; e.raw[3] = 4;
+	bpf_perf_event_output(ctx, &pb, BPF_F_CURRENT_CPU, &e, sizeof(e));
+	bpf_ringbuf_output(&rb, &e, sizeof(e), 0);
+	last = e;
+	__sync_fetch_and_add(&hits, 1);
+	n = bpf_map_lookup_elem(&per_cpu, &zero);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.fixture(scope="module")
+def perf_obj(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    clang = shutil.which("clang-19") or shutil.which("clang")
+    if clang is None:
+        pytest.skip("no clang to build the perf/ring buffer test object")
+    d = tmp_path_factory.mktemp("run")
+    src, obj = d / "perf.bpf.c", d / "perf.bpf.o"
+    src.write_text(PERF_SRC)
+    arch = subprocess.run(["gcc", "-dumpmachine"], capture_output=True, text=True).stdout
+    subprocess.run([clang, "-O2", "-g", "-target", "bpfel", f"-I/usr/include/{arch.strip()}",
+                    "-c", str(src), "-o", str(obj)], check=True)
+    return obj
+
+
+@needs_root
+def test_ring_and_perf_events_decoded(perf_obj: Path) -> None:
+    p = _start(str(perf_obj), "--set", f"target_pid={os.getpid()}", "--event-type",
+               "struct event", "--duration", "1.5")
+    for _ in range(3):
+        os.getppid()
+    lines, final = _finish(p)
+    comm = Path("/proc/self/comm").read_text().strip()[:15]
+    want = {"pid": os.getpid(), "tag": -7, "comm": comm, "raw": "01020304"}
+    ring = [r for r in lines if r["map"] == "rb"]
+    perf = [r for r in lines if r["map"] == "pb"]
+    assert [r["event"] for r in ring] == [want] * 3
+    assert [r["event"] for r in perf] == [want] * 3
+    assert all(isinstance(r["cpu"], int) for r in perf)
+    assert not any("lost" in r for r in lines)
+    g = final["globals"]
+    assert g[".bss"] == {"last": want, "hits": 3}
+    assert g[".rodata"] == {"target_pid": os.getpid()}
+    [entry] = final["maps"]["per_cpu"]
+    assert entry["key"] == 0 and sum(entry["value"]) == 3
+    assert set(final["maps"]) == {"per_cpu"}
+
+
+@needs_root
+def test_default_event_type_is_struct_event(perf_obj: Path) -> None:
+    out = io.StringIO()
+    run(perf_obj, duration=0.1, rodata={"target_pid": "1"}, out=out, err=io.StringIO())
+    assert json.loads(out.getvalue())["globals"][".bss"]["hits"] == 0
+    from corebpf.run import event_decoder
+
+    obj = ObjectSpec.load(perf_obj)
+    dec = event_decoder(obj, obj.maps["rb"])
+    assert dec(bytes(28))["event"]["comm"] == ""
+    assert dec(b"\x01") == {"data": "01"}  # too short for the type: hex
