@@ -66,7 +66,7 @@ class Types:
 
 def test_parse_assignments() -> None:
     assert parse_assignments(["a=1", "b=x=y", "a=2"]) == {"a": "2", "b": "x=y"}
-    with pytest.raises(RunError, match="'target_uid'.*NAME=VALUE"):
+    with pytest.raises(RunError, match=r"'target_uid'.*NAME=VALUE"):
         parse_assignments(["target_uid"])
 
 
@@ -81,13 +81,13 @@ def test_parse_value_by_type() -> None:
     assert parse_value(s, t.mode, "ON") == (5).to_bytes(4, "little")
     assert parse_value(s, t.dbl, "1.5") == struct.pack("<d", 1.5)
     assert parse_value(s, t.ev, '{"pid": 3}')[:4] == (3).to_bytes(4, "little")
-    with pytest.raises(RunError, match="var 'x'.*not an integer"):
+    with pytest.raises(RunError, match=r"var 'x'.*not an integer"):
         parse_value(s, t.u32, "ten", what="var 'x'")
-    with pytest.raises(RunError, match="var 'x'.*does not fit"):
+    with pytest.raises(RunError, match=r"var 'x'.*does not fit"):
         parse_value(s, t.u32, str(1 << 32), what="var 'x'")
-    with pytest.raises(RunError, match="var 'x'.*does not fit char\\[8\\]"):
+    with pytest.raises(RunError, match=r"var 'x'.*does not fit char\[8\]"):
         parse_value(s, t.name, "eightchr", what="var 'x'")
-    with pytest.raises(RunError, match="var 'x'.*not a boolean"):
+    with pytest.raises(RunError, match=r"var 'x'.*not a boolean"):
         parse_value(s, t.bool, "maybe", what="var 'x'")
 
 
@@ -96,11 +96,11 @@ def test_rodata_values_name_the_variable() -> None:
     assert rodata_values(obj, {"target_uid": "0x3e8", "ignore_failed": "-1"}) == {
         "target_uid": (1000).to_bytes(4, "little"),
         "ignore_failed": (-1).to_bytes(4, "little", signed=True)}
-    with pytest.raises(RunError, match="no read-only global variable 'nope'.*target_uid"):
+    with pytest.raises(RunError, match=r"no read-only global variable 'nope'.*target_uid"):
         rodata_values(obj, {"nope": "1"})
-    with pytest.raises(RunError, match=".rodata variable 'target_uid'.*not an integer"):
+    with pytest.raises(RunError, match=r".rodata variable 'target_uid'.*not an integer"):
         rodata_values(obj, {"target_uid": "root"})
-    with pytest.raises(RunError, match="variable 'target_uid'.*does not fit"):
+    with pytest.raises(RunError, match=r"variable 'target_uid'.*does not fit"):
         rodata_values(obj, {"target_uid": "0x100000000"})
 
 
@@ -150,7 +150,7 @@ def _start(*args: str) -> subprocess.Popen[str]:
     while line and "attached" not in line:
         line = p.stderr.readline()
     if not line:
-        out, err = p.communicate()
+        _out, err = p.communicate()
         pytest.fail(f"corebpf run failed ({p.returncode}): {err}")
     return p
 
