@@ -25,7 +25,7 @@ from . import sys as ksys
 from .btf import Spec
 from .btf import types as bt
 from .btf.codec import CodecError, codec
-from .errors import BTFError, Error
+from .errors import AttachError, BTFError, Error
 from .links import Link, attach
 from .loader import MAP_TYPE_PERF_EVENT_ARRAY, MAP_TYPE_RINGBUF, Collection, LoadedMap, load
 from .maps import Map
@@ -329,7 +329,11 @@ def attach_programs(coll: Collection) -> tuple[list[Link], dict[str, str]]:
                     and not prog.spec.attach_target):
                 skipped[name] = f"section {prog.spec.section!r} names nothing to attach to"
                 continue
-            links.append(attach(prog))
+            try:
+                links.append(attach(prog))
+            except AttachError as e:
+                raise AttachError(f"{coll.obj.source}: program {name!r} (section "
+                                  f"{prog.spec.section!r}): {e}") from None
     except BaseException:
         for link in reversed(links):
             link.close()

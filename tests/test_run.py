@@ -324,3 +324,11 @@ def test_default_event_type_is_struct_event(perf_obj: Path) -> None:
     dec = event_decoder(obj, obj.maps["rb"])
     assert dec(bytes(28))["event"]["comm"] == ""
     assert dec(b"\x01") == {"data": "01"}  # too short for the type: hex
+
+
+@needs_root
+def test_attach_failure_names_the_program(capsys: pytest.CaptureFixture[str]) -> None:
+    # maps.bpf.o's tail-call target sits in SEC("tp/x/y"), a tracepoint no kernel has
+    assert main(["run", str(PROGS / "maps.bpf.o"), "--duration", "0.1"]) == 1
+    err = capsys.readouterr().err
+    assert "program 'tail' (section 'tp/x/y')" in err and "x/y does not exist" in err
