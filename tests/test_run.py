@@ -226,10 +226,6 @@ def test_in_process_run_closes_every_fd() -> None:
 
 
 PERF_SRC = r"""
-#include <linux/types.h>
-#include <linux/bpf.h>
-#include <bpf/bpf_helpers.h>
-
 struct event { __u32 pid; __s32 tag; char comm[16]; __u8 raw[4]; };
 
 const volatile __u32 target_pid = 0;
@@ -276,18 +272,23 @@ char LICENSE[] SEC("license") = "GPL";
 """
 
 
-@pytest.fixture(scope="module")
-def perf_obj(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _build(d: Path, body: str) -> Path:
+    """A BPF object built from ``body`` with clang (skips without one)."""
     clang = shutil.which("clang-19") or shutil.which("clang")
     if clang is None:
-        pytest.skip("no clang to build the perf/ring buffer test object")
-    d = tmp_path_factory.mktemp("run")
-    src, obj = d / "perf.bpf.c", d / "perf.bpf.o"
-    src.write_text(PERF_SRC)
+        pytest.skip("no clang to build the test object")
+    src, obj = d / "t.bpf.c", d / "t.bpf.o"
+    src.write_text("#include <linux/types.h>\n#include <linux/bpf.h>\n"
+                   "#include <bpf/bpf_helpers.h>\n" + body)
     arch = subprocess.run(["gcc", "-dumpmachine"], capture_output=True, text=True).stdout
     subprocess.run([clang, "-O2", "-g", "-target", "bpfel", f"-I/usr/include/{arch.strip()}",
                     "-c", str(src), "-o", str(obj)], check=True)
     return obj
+
+
+@pytest.fixture(scope="module")
+def perf_obj(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build(tmp_path_factory.mktemp("run"), PERF_SRC)
 
 
 @needs_root
@@ -326,9 +327,12 @@ def test_default_event_type_is_struct_event(perf_obj: Path) -> None:
     assert dec(b"\x01") == {"data": "01"}  # too short for the type: hex
 
 
+
 @needs_root
-def test_attach_failure_names_the_program(capsys: pytest.CaptureFixture[str]) -> None:
-    # maps.bpf.o's tail-call target sits in SEC("tp/x/y"), a tracepoint no kernel has
-    assert main(["run", str(PROGS / "maps.bpf.o"), "--duration", "0.1"]) == 1
+def test_attach_failure_names_the_program(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    obj = _build(tmp_path, 'SEC("tp/nosuch/event") int tail(void *c) { return 0; }\n'
+                 'char L[] SEC("license") = "GPL";\n')
+    assert main(["run", str(obj), "--duration", "0.1"]) == 1
     err = capsys.readouterr().err
-    assert "program 'tail' (section 'tp/x/y')" in err and "x/y does not exist" in err
+    assert "program 'tail' (section 'tp/nosuch/event')" in err and "does not exist" in err
