@@ -653,13 +653,21 @@ def _s32(v: int) -> int:
 def load(obj: ObjectSpec | str | os.PathLike[str], *, btf: Spec | str | None = None,
          rodata: Mapping[str, Any] | None = None, kconfig: Mapping[str, str] | None = None,
          pin_root: str = DEFAULT_PIN_ROOT, programs: Iterable[str] | None = None,
-         log_level: int = 0) -> Collection:
+         log_level: int = 0, bundle: str | os.PathLike[str] | None = None) -> Collection:
     """Load an object into the kernel.
 
     ``btf`` is the BTF CO-RE relocates against (a Spec or a path in any container);
-    by default the running kernel's. ``rodata`` sets read-only globals before load.
+    by default the running kernel's. ``bundle`` (a corebpf BTF bundle) is for kernels
+    without BTF of their own: the kernel's BTF is used when it has one, else this
+    machine's entry of the bundle. ``rodata`` sets read-only globals before load.
     """
     spec = obj if isinstance(obj, ObjectSpec) else ObjectSpec.load(obj)
     core_btf = load_btf(btf) if isinstance(btf, str | os.PathLike) else btf
+    if core_btf is None and bundle is not None:
+        from .archive.bundle import core_btf_for
+        from .btf import from_bytes
+
+        found = core_btf_for(bundle)
+        core_btf = None if found is None else from_bytes(found, source=os.fspath(bundle))
     return Loader(spec, core_btf=core_btf, rodata=rodata, kconfig=kconfig, pin_root=pin_root,
                   programs=programs, log_level=log_level).run()

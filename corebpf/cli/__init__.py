@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import Error
+from . import archive as archive_cmd
 from . import btf as btf_cmd
 from . import check as check_cmd
 from . import core as core_cmd
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     core_cmd.register_obj(sub)
     check_cmd.register(sub)
     gen_cmd.register(sub)
+    archive_cmd.register(sub)
     run_cmd.register(sub)
     return parser
 

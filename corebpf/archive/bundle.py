@@ -1,0 +1,348 @@
+"""Bundles: minimized BTF for a set of objects across a whole archive, in one file to ship
+with the program, and the lookup that picks this machine's BTF out of it.
+
+A bundle is an xz-compressed tar holding ``index.json`` and ``btf/<sha256>.btf`` blobs.
+Blobs are content-addressed: kernels whose minimized BTF comes out identical (common:
+a program needs a few types, and point releases rarely move them) share one blob, which
+is what makes a bundle for thousands of kernels small. The index maps each kernel
+(distro, version, arch, release, as BTFHub names them) to its blob.
+
+Reading a bundle treats it as untrusted: only the expected member names, regular files,
+bounded sizes, JSON of the expected shape, and each blob's sha256 checked before use.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import lzma
+import os
+import re
+import tarfile
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor
+from typing import Any
+
+from .._record import field, record
+from ..errors import ArchiveError
+from .parallel import map_kernels
+from .sources import KernelEntry, discover, normalize_arch, os_release, read_btf
+
+BUNDLE_FORMAT = "corebpf-btf-bundle"
+BUNDLE_VERSION = 1
+INDEX_NAME = "index.json"
+#: a bundle may expand to this much (thousands of kernels' minimized BTF are a few MB)
+MAX_BUNDLE = 512 << 20
+_BLOB_NAME = re.compile(r"^btf/([0-9a-f]{64})\.btf$")
+_KEY_FIELDS = ("distro", "version", "arch", "release")
+
+
+@record
+class BundledKernel:
+    """One kernel's row of a bundle index."""
+
+    distro: str
+    version: str
+    arch: str
+    release: str
+    #: sha256 of its minimized BTF (the blob's name)
+    btf: str
+    size: int
+    types: int
+    relocations: int
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return self.distro, self.version, self.arch, self.release
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__match_args__}
+
+
+def minimize_entry(entry: KernelEntry, objects: Sequence[str]) -> tuple[bytes, int, int]:
+    """One kernel's minimized BTF for ``objects``: (raw BTF, type count, relocations).
+    Read and parsed once in the worker, for all objects."""
+    from ..btf import from_bytes
+    from ..btfgen import Minimizer, load_object
+    from ..core import Target
+
+    raw = read_btf(entry)
+    spec = from_bytes(raw, source=entry.path)
+    m = Minimizer(Target(spec))
+    relocations = sum(len(m.add_object(load_object(p))) for p in objects)
+    return m.to_bytes(), m.type_count, relocations
+
+
+@record
+class BundleReport:
+    """What :func:`build_bundle` wrote."""
+
+    path: str
+    kernels: int
+    blobs: int
+    #: minimized bytes of every kernel, before and after content addressing
+    raw_bytes: int
+    stored_bytes: int
+    #: the bundle file's size (compressed)
+    file_size: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def dedup_ratio(self) -> float:
+        """Kernels per stored blob (how many times deduplication shrank the set)."""
+        return self.kernels / self.blobs if self.blobs else 0.0
+
+
+def _tar_add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def build_bundle(objects: Sequence[str | os.PathLike[str]],
+                 archive: str | os.PathLike[str] | Iterable[KernelEntry],
+                 out_path: str | os.PathLike[str], *, executor: Executor | None = None,
+                 jobs: int | None = None, progress: bool | None = None) -> BundleReport:
+    """Minimize every kernel of ``archive`` for ``objects`` and pack the results.
+
+    Kernels that cannot be read or minimized are skipped and listed in the report and
+    the bundle's index; two entries with the same (distro, version, arch, release) keep
+    the first.
+    """
+    from ..btfgen import load_object
+
+    paths = [os.fspath(p) for p in objects]
+    for p in paths:
+        load_object(p)  # a bad object fails the whole job, before any kernel
+    entries = (discover(archive) if isinstance(archive, str | os.PathLike)
+               else list(archive))
+    outcomes = map_kernels(functools.partial(minimize_entry, objects=paths), entries,
+                           executor=executor, jobs=jobs, progress=progress)
+    blobs: dict[str, bytes] = {}
+    rows: list[BundledKernel] = []
+    seen: set[tuple[str, str, str, str]] = set()
+    skipped: list[tuple[str, str]] = []
+    raw_bytes = 0
+    for outcome in outcomes:
+        entry = outcome.item
+        assert isinstance(entry, KernelEntry)
+        if outcome.value is None:
+            skipped.append((outcome.path, outcome.error or "unknown error"))
+            continue
+        if entry.key in seen:
+            skipped.append((outcome.path, "same distro/version/arch/release as an earlier "
+                                          "kernel"))
+            continue
+        seen.add(entry.key)
+        data, types, relocations = outcome.value
+        sha = hashlib.sha256(data).hexdigest()
+        blobs.setdefault(sha, data)
+        raw_bytes += len(data)
+        rows.append(BundledKernel(entry.distro, entry.version, entry.arch, entry.release,
+                                  sha, len(data), types, relocations))
+    index = {
+        "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION,
+        "objects": [{"name": os.path.basename(p), "sha256": _sha256_file(p)} for p in paths],
+        "kernels": [r.to_json() for r in rows],
+        "skipped": [{"path": p, "error": e} for p, e in skipped],
+    }
+    out = os.fspath(out_path)
+    try:
+        with lzma.open(out, "wb", preset=9 | lzma.PRESET_EXTREME) as xz, \
+                tarfile.open(fileobj=xz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            _tar_add(tar, INDEX_NAME, json.dumps(index, indent=1).encode() + b"\n")
+            for sha in sorted(blobs):
+                _tar_add(tar, f"btf/{sha}.btf", blobs[sha])
+    except OSError as e:
+        raise ArchiveError(f"{out}: cannot write: {e.strerror}") from None
+    return BundleReport(out, len(rows), len(blobs), raw_bytes,
+                        sum(len(b) for b in blobs.values()), os.path.getsize(out), skipped)
+
+
+def _sha256_file(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+# -- reading and lookup ------------------------------------------------------------------
+
+
+@record
+class Match:
+    """What :meth:`Bundle.lookup` found, and by which rule."""
+
+    kernel: BundledKernel
+    #: "exact" (distro, version, arch, release) or "release" (arch and release only,
+    #: every such kernel sharing one blob)
+    rule: str
+    btf: bytes
+
+
+class Bundle:
+    """A bundle read into memory and checked; :meth:`lookup` finds a machine's BTF."""
+
+    def __init__(self, path: str, index: dict[str, Any], kernels: list[BundledKernel],
+                 blobs: dict[str, bytes]):
+        self.path = path
+        self.index = index
+        self.kernels = kernels
+        self._blobs = blobs
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, max_size: int = MAX_BUNDLE) -> Bundle:
+        """Read and validate a bundle; ArchiveError names the file and what is wrong."""
+        src = os.fspath(path)
+        try:
+            with open(src, "rb") as f:
+                data = f.read(max_size + 1)
+        except OSError as e:
+            raise ArchiveError(f"{src}: cannot read: {e.strerror}") from None
+        return cls.from_bytes(data, src, max_size=max_size)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "<bundle>", *,
+                   max_size: int = MAX_BUNDLE) -> Bundle:
+        if len(data) > max_size:
+            raise ArchiveError(f"{source}: more than {max_size} bytes")
+        try:
+            d = lzma.LZMADecompressor()
+            body = d.decompress(data, max_length=max_size + 1)
+            if len(body) > max_size:
+                raise ArchiveError(f"{source}: decompresses to more than {max_size} bytes")
+            if not d.eof:
+                raise ArchiveError(f"{source}: truncated xz stream")
+        except (lzma.LZMAError, EOFError) as e:
+            raise ArchiveError(f"{source}: not an xz-compressed bundle: {e}") from None
+        members: dict[str, bytes] = {}
+        try:
+            with tarfile.open(fileobj=io.BytesIO(body), mode="r:") as tar:
+                for m in tar:
+                    if not m.isreg():
+                        raise ArchiveError(f"{source}: member {m.name!r} is not a regular "
+                                           "file")
+                    if m.name != INDEX_NAME and not _BLOB_NAME.match(m.name):
+                        raise ArchiveError(f"{source}: unexpected member {m.name!r}")
+                    if m.name in members:
+                        raise ArchiveError(f"{source}: member {m.name!r} appears twice")
+                    f = tar.extractfile(m)
+                    assert f is not None
+                    members[m.name] = f.read(m.size)
+        except (tarfile.TarError, EOFError, ValueError, OSError) as e:
+            raise ArchiveError(f"{source}: corrupt bundle: {e}") from None
+        if INDEX_NAME not in members:
+            raise ArchiveError(f"{source}: no {INDEX_NAME}")
+        try:
+            index = json.loads(members.pop(INDEX_NAME))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ArchiveError(f"{source}: {INDEX_NAME} is not JSON: {e}") from None
+        kernels = _check_index(index, source)
+        blobs = {_BLOB_NAME.match(name)[1]: blob  # type: ignore[index]
+                 for name, blob in members.items()}
+        for k in kernels:
+            if k.btf not in blobs:
+                raise ArchiveError(f"{source}: kernel {k.release} names blob {k.btf} "
+                                   "which the bundle does not hold")
+        return cls(source, index, kernels, blobs)
+
+    def blob(self, sha: str) -> bytes:
+        """A stored BTF, its sha256 checked."""
+        data = self._blobs.get(sha)
+        if data is None:
+            raise ArchiveError(f"{self.path}: no blob {sha}")
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise ArchiveError(f"{self.path}: blob btf/{sha}.btf does not match its sha256")
+        return data
+
+    def lookup(self, *, distro: str | None = None, version: str | None = None,
+               arch: str | None = None, release: str | None = None) -> Match | None:
+        """This machine's BTF (or the one described): each argument left out is read
+        from /etc/os-release (ID, VERSION_ID), ``uname -m`` and ``uname -r``, the key
+        Tracee and Inspektor Gadget use for BTFHub.
+
+        An exact (distro, version, arch, release) match wins; failing that, kernels of
+        the same arch and release that all share one blob (the same kernel packaged for
+        another distro version) are a match too. None when nothing fits.
+        """
+        if distro is None or version is None:
+            osr = os_release()
+            distro = osr.get("ID", "") if distro is None else distro
+            version = osr.get("VERSION_ID", "") if version is None else version
+        u = os.uname()
+        arch = normalize_arch(arch if arch is not None else u.machine)
+        release = u.release if release is None else release
+        want = (distro, version, arch, release)
+        for k in self.kernels:
+            if k.key == want:
+                return Match(k, "exact", self.blob(k.btf))
+        same = [k for k in self.kernels if (k.arch, k.release) == (arch, release)]
+        if same and len({k.btf for k in same}) == 1:
+            return Match(same[0], "release", self.blob(same[0].btf))
+        return None
+
+    @property
+    def blob_count(self) -> int:
+        return len(self._blobs)
+
+
+def _check_index(index: Any, source: str) -> list[BundledKernel]:
+    if not isinstance(index, dict) or index.get("format") != BUNDLE_FORMAT:
+        raise ArchiveError(f"{source}: {INDEX_NAME} is not a corebpf bundle index")
+    if index.get("version") != BUNDLE_VERSION:
+        raise ArchiveError(f"{source}: bundle version {index.get('version')!r} is not "
+                           f"{BUNDLE_VERSION}")
+    rows = index.get("kernels")
+    if not isinstance(rows, list):
+        raise ArchiveError(f"{source}: {INDEX_NAME} has no kernel list")
+    names = BundledKernel.__match_args__
+    out = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or set(row) != set(names):
+            raise ArchiveError(f"{source}: kernel #{i} does not have a bundle row's fields")
+        for name in names:
+            want = str if name in (*_KEY_FIELDS, "btf") else int
+            if type(row[name]) is not want:
+                raise ArchiveError(f"{source}: kernel #{i}: {name} is not {want.__name__}")
+        out.append(BundledKernel(**row))
+    return out
+
+
+def lookup_btf(bundle: str | os.PathLike[str], **key: str | None) -> bytes | None:
+    """This machine's minimized BTF from ``bundle`` (see :meth:`Bundle.lookup`)."""
+    match = Bundle.open(bundle).lookup(**key)
+    return None if match is None else match.btf
+
+
+def core_btf_for(bundle: str | os.PathLike[str], *,
+                 kernel_btf: str = "/sys/kernel/btf/vmlinux", **key: str | None) -> bytes | None:
+    """What the loader relocates against given a bundle: None (the kernel's own BTF)
+    when the kernel has one, else this machine's BTF from the bundle. ArchiveError when
+    neither exists, saying which machine was looked for."""
+    if os.path.exists(kernel_btf):
+        return None
+    b = Bundle.open(bundle)
+    match = b.lookup(**key)
+    if match is None:
+        osr = os_release()
+        u = os.uname()
+        want = [key.get("distro") or osr.get("ID", ""),
+                key.get("version") or osr.get("VERSION_ID", ""),
+                normalize_arch(key.get("arch") or u.machine), key.get("release") or u.release]
+        raise ArchiveError(f"{b.path}: no BTF for {'/'.join(want)} (and the kernel has no "
+                           f"{kernel_btf})")
+    return match.btf
+
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "Bundle",
+    "BundleReport",
+    "BundledKernel",
+    "Match",
+    "build_bundle",
+    "core_btf_for",
+    "lookup_btf",
+    "minimize_entry",
+]

@@ -1,0 +1,170 @@
+"""``corebpf archive``: index a BTF archive, bundle minimized BTF for objects across it,
+look a machine up in a bundle, unpack an archive tarball safely."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .check import _positive
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def register(sub: Any) -> None:
+    a = sub.add_parser("archive", help="BTF archives: index, bundle, lookup, extract",
+                       description="Work with archives of kernel BTF (BTFHub-layout trees, "
+                       "Debian/Ubuntu kernel packages, vmlinux and raw BTF files).")
+    asub = a.add_subparsers(dest="archive_command", required=True, metavar="WHAT")
+
+    p = asub.add_parser("index", help="distro, version, arch, release, sha256, size and "
+                        "type count of every kernel",
+                        description="Read every kernel of the archive once and list it. "
+                        "Unreadable kernels are reported and skipped (exit status 1).")
+    p.add_argument("archive", metavar="DIR", help="archive directory (or one file)")
+    p.add_argument("-o", "--output", metavar="FILE", help="also write the index as JSON")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _parallel(p)
+    p.set_defaults(func=run_index)
+
+    p = asub.add_parser("bundle", help="minimized BTF of every kernel for some objects, "
+                        "deduplicated, in one file",
+                        description="Minimize each kernel's BTF for the objects' CO-RE "
+                        "relocations and pack the results, each distinct BTF stored once, "
+                        "with an index, into one xz-compressed file to ship with the "
+                        "program. Unreadable kernels are reported and skipped.")
+    p.add_argument("archive", metavar="DIR", help="archive directory (or one file)")
+    p.add_argument("--object", dest="objects", action="append", required=True,
+                   metavar="OBJ", help="clang-built BPF object (repeatable)")
+    p.add_argument("-o", "--output", required=True, metavar="BUNDLE",
+                   help="bundle file to write (e.g. btf-bundle.tar.xz)")
+    _parallel(p)
+    p.set_defaults(func=run_bundle)
+
+    p = asub.add_parser("lookup", help="the BTF of this machine (or the one described) in "
+                        "a bundle",
+                        description="Pick a kernel's BTF from a bundle by /etc/os-release "
+                        "(ID, VERSION_ID), the architecture and uname -r, each overridable. "
+                        "Exit status 1 when the bundle has none.")
+    p.add_argument("bundle", metavar="BUNDLE")
+    p.add_argument("--distro", help="os-release ID (default: this machine's)")
+    p.add_argument("--distro-version", dest="version",
+                   help="os-release VERSION_ID (default: this machine's)")
+    p.add_argument("--arch", help="architecture (default: uname -m)")
+    p.add_argument("--release", help="kernel release (default: uname -r)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the BTF found here")
+    p.set_defaults(func=run_lookup)
+
+    p = asub.add_parser("list", help="the kernels a bundle holds",
+                        description="Print a bundle's index: each kernel and its BTF blob.")
+    p.add_argument("bundle", metavar="BUNDLE")
+    p.add_argument("--json", action="store_true", help="print the index as JSON")
+    p.set_defaults(func=run_list)
+
+    p = asub.add_parser("extract", help="unpack an archive tarball safely",
+                        description="Unpack a tar (.tar, .tar.gz, .tar.xz) of an archive "
+                        "into DIR, refusing absolute paths, '..', links, devices and "
+                        "members over the size bound; each refused member is reported.")
+    p.add_argument("tarball", metavar="TARBALL")
+    p.add_argument("dest", metavar="DIR")
+    p.add_argument("--max-member", type=_positive, default=256 << 20, metavar="BYTES",
+                   help="largest member written (default 256 MiB)")
+    p.set_defaults(func=run_extract)
+
+
+def _parallel(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--jobs", type=_positive, metavar="N",
+                   help="worker processes (default: one per CPU; 1 runs in this process)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    return False if args.no_progress else None
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from ..archive.index import build_index
+
+    index = build_index(args.archive, jobs=args.jobs, progress=_progress(args))
+    for path, error in index.errors:
+        print(f"corebpf: skipped {path}: {error}", file=sys.stderr)
+    if args.output:
+        index.write(args.output)
+    if args.json:
+        import json
+
+        json.dump(index.to_json(), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        rows = [("DISTRO", "VERSION", "ARCH", "RELEASE", "TYPES", "BTF SIZE", "SHA256")]
+        rows += [(k.distro or "-", k.version or "-", k.arch or "-", k.release or "-",
+                  str(k.types), str(k.btf_size), k.sha256[:12]) for k in index.kernels]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return 1 if index.errors else 0
+
+
+def run_bundle(args: argparse.Namespace) -> int:
+    from ..archive.bundle import build_bundle
+
+    r = build_bundle(args.objects, args.archive, args.output, jobs=args.jobs,
+                     progress=_progress(args))
+    for path, error in r.skipped:
+        print(f"corebpf: skipped {path}: {error}", file=sys.stderr)
+    print(f"{r.path}: {r.kernels} kernels, {r.blobs} distinct BTF "
+          f"(dedup ratio {r.dedup_ratio:.2f}), {r.raw_bytes} -> {r.stored_bytes} bytes "
+          f"minimized, {r.file_size} bytes compressed")
+    return 1 if r.skipped else 0
+
+
+def run_lookup(args: argparse.Namespace) -> int:
+    from ..archive.bundle import Bundle
+
+    b = Bundle.open(args.bundle)
+    match = b.lookup(distro=args.distro, version=args.version, arch=args.arch,
+                     release=args.release)
+    if match is None:
+        print(f"corebpf: {args.bundle}: no BTF for this kernel", file=sys.stderr)
+        return 1
+    k = match.kernel
+    print(f"{k.distro}/{k.version}/{k.arch}/{k.release}: {k.size} bytes, {k.types} types "
+          f"(matched by {match.rule})")
+    if args.output:
+        try:
+            with open(args.output, "wb") as f:
+                f.write(match.btf)
+        except OSError as e:
+            print(f"corebpf: {args.output}: cannot write: {e.strerror}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from ..archive.bundle import Bundle
+
+    b = Bundle.open(args.bundle)
+    if args.json:
+        import json
+
+        json.dump(b.index, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    for k in b.kernels:
+        print(f"{k.distro}/{k.version}/{k.arch}/{k.release}  {k.btf[:12]}  {k.size} bytes  "
+              f"{k.types} types")
+    print(f"{len(b.kernels)} kernels, {b.blob_count} distinct BTF")
+    return 0
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    from ..archive.sources import safe_extract
+
+    report = safe_extract(args.tarball, args.dest, max_member=args.max_member)
+    for name, why in report.refused:
+        print(f"corebpf: refused {name!r}: {why}", file=sys.stderr)
+    print(f"{len(report.written)} files written to {args.dest}")
+    return 1 if report.refused else 0
