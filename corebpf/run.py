@@ -454,12 +454,15 @@ def _write(out: TextIO, obj: dict[str, Any]) -> None:
 def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
         rodata: Mapping[str, str] | None = None, event_type: str | None = None,
         btf: str | os.PathLike[str] | None = None, out: TextIO | None = None,
-        err: TextIO | None = None) -> int:
+        err: TextIO | None = None, stop_event: threading.Event | None = None) -> int:
     """Load ``obj_path`` (CO-RE against ``btf``, default the running kernel) with the
     read-only globals in ``rodata`` (NAME: text), attach its programs, print each record
     of its ring buffer and perf event array maps as a JSON line on ``out`` until
     ``duration`` seconds pass or SIGINT/SIGTERM arrives, then one JSON object with its
-    globals and hash/array maps. Everything is closed on return; returns 0."""
+    globals and hash/array maps. Everything is closed on return; returns 0.
+
+    Signals only reach the main thread: from another thread, stop a run with
+    ``stop_event`` (checked at least twice a second) or ``duration``."""
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     obj = ObjectSpec.load(obj_path)
@@ -511,7 +514,7 @@ def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
             out.flush()
 
         deadline = None if duration is None else time.monotonic() + duration
-        while not stop.requested:
+        while not stop.requested and not (stop_event is not None and stop_event.is_set()):
             wait = 0.5
             if deadline is not None:
                 left = deadline - time.monotonic()

@@ -11,6 +11,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -140,25 +141,36 @@ def test_bad_set_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
 # -- real runs ---------------------------------------------------------------------------------
 
 
-def _start(*args: str) -> subprocess.Popen[str]:
+class _Run:
+    """`corebpf run` in a subprocess, its stdout going to a file (a pipe nobody reads
+    would stall its reader and make the kernel drop records)."""
+
+    def __init__(self, *args: str):
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.out = tempfile.TemporaryFile("w+")
+        self.p = subprocess.Popen([sys.executable, "-m", "corebpf", "run", *args], cwd=ROOT,
+                                  env=env, stdout=self.out, stderr=subprocess.PIPE, text=True)
+
+
+def _start(*args: str) -> _Run:
     """`corebpf run` in a subprocess, returned once its programs are attached."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    p = subprocess.Popen([sys.executable, "-m", "corebpf", "run", *args], cwd=ROOT, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert p.stderr is not None
-    line = p.stderr.readline()
+    r = _Run(*args)
+    assert r.p.stderr is not None
+    line = r.p.stderr.readline()
     while line and "attached" not in line:
-        line = p.stderr.readline()
+        line = r.p.stderr.readline()
     if not line:
-        _out, err = p.communicate()
-        pytest.fail(f"corebpf run failed ({p.returncode}): {err}")
-    return p
+        _out, err = r.p.communicate()
+        pytest.fail(f"corebpf run failed ({r.p.returncode}): {err}")
+    return r
 
 
-def _finish(p: subprocess.Popen[str], timeout: float = 30) -> tuple[list[dict[str, Any]],
-                                                                     dict[str, Any]]:
-    out, err = p.communicate(timeout=timeout)
-    assert p.returncode == 0, err
+def _finish(r: _Run, timeout: float = 30) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    _, err = r.p.communicate(timeout=timeout)
+    assert r.p.returncode == 0, err
+    r.out.seek(0)
+    out = r.out.read()
+    r.out.close()
     lines = [json.loads(line) for line in out.splitlines()]
     assert lines and set(lines[-1]) == {"globals", "maps"}, out[-500:]
     return lines[:-1], lines[-1]
@@ -201,7 +213,7 @@ def test_set_filters_and_sigint_ends_cleanly(tmp_path: Path) -> None:
     child.wait()
     subprocess.run(["/bin/true"], check=True)  # ours, root's: filtered out
     time.sleep(0.3)
-    p.send_signal(signal.SIGINT)
+    p.p.send_signal(signal.SIGINT)
     lines, final = _finish(p)
     evs = _execsnoop_events(lines)
     assert {e[2] for e in evs} == {uid}, evs
@@ -336,3 +348,43 @@ def test_attach_failure_names_the_program(tmp_path: Path,
     assert main(["run", str(obj), "--duration", "0.1"]) == 1
     err = capsys.readouterr().err
     assert "program 'tail' (section 'tp/nosuch/event')" in err and "does not exist" in err
+
+
+@needs_root
+def test_perf_samples_and_losses_add_up(perf_obj: Path) -> None:
+    n = 20000
+    p = _start(str(perf_obj), "--set", f"target_pid={os.getpid()}", "--duration", "3")
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})  # one CPU's ring: the loss report follows there
+    try:
+        for _ in range(n):
+            os.getppid()
+        # the kernel reports a loss with the next sample that finds room: once the reader
+        # has drained the ring, one more
+        time.sleep(0.5)
+        os.getppid()
+        n += 1
+    finally:
+        os.sched_setaffinity(0, cpus)
+    lines, final = _finish(p, timeout=60)
+    samples = sum(1 for r in lines if r["map"] == "pb" and "event" in r)
+    lost = sum(r["lost"] for r in lines if r["map"] == "pb" and "lost" in r)
+    assert final["globals"][".bss"]["hits"] == n
+    assert samples + lost == n, (samples, lost)
+
+
+@needs_root
+def test_stop_event_ends_a_run_from_another_thread() -> None:
+    import threading
+
+    stop = threading.Event()
+    out = io.StringIO()
+    result: list[int] = []
+    t = threading.Thread(target=lambda: result.append(
+        run(EXECSNOOP, out=out, err=io.StringIO(), stop_event=stop)))
+    t.start()
+    time.sleep(0.5)
+    stop.set()
+    t.join(10)
+    assert result == [0]
+    assert "globals" in json.loads(out.getvalue().splitlines()[-1])
