@@ -331,7 +331,9 @@ class Minimizer:
 
     @property
     def type_count(self) -> int:
-        """Types the output holds so far (void not counted)."""
+        """Types the output holds (void not counted). Candidates are chosen when the
+        output is built, so this settles them first; build() may add a few more."""
+        self._settle()
         return len(self._marked)
 
     def build(self) -> Builder:
