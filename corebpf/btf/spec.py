@@ -59,6 +59,8 @@ MAX_RESOLVE_DEPTH: Final = 32
 #: Composite nesting deeper than this is treated as a reference cycle.
 MAX_NESTING: Final = 256
 
+#: string lookups answered by scanning the section before it is split into a table
+_STRING_SCANS = 48
 _HEADER = {e: struct.Struct(e + "HBBIIIII") for e in "<>"}
 _NATIVE: Final = "<" if sys.byteorder == "little" else ">"
 
@@ -197,6 +199,9 @@ class Spec:
         self._by_name = _by_name
         self._name_column: bytes | None = None
         self._name_lookups = 0
+        self._str_lookups = 0
+        self._str_offsets: dict[bytes, int] | None = None
+        self._str_dups: set[bytes] = set()
 
     # -- indexing ------------------------------------------------------------------
 
@@ -294,7 +299,17 @@ class Spec:
         found = self.base.string_offsets(s) if self.base is not None else []
         if not s:
             return [0, *found] if self.base is None else found
-        needle = b"\0" + s.encode("utf-8", "surrogateescape") + b"\0"
+        key = s.encode("utf-8", "surrogateescape")
+        self._str_lookups += 1
+        if self._str_offsets is None and self._str_lookups > _STRING_SCANS:
+            self._index_strings()
+        table = self._str_offsets
+        if table is not None and key not in self._str_dups:
+            own = table.get(key)
+            if own is not None:
+                found.append(self._str_base + own)
+            return found
+        needle = b"\0" + key + b"\0"
         strs = self._strings
         if self.base is not None and strs.startswith(needle[1:]):
             found.append(self._str_base)
@@ -303,6 +318,19 @@ class Spec:
             found.append(self._str_base + pos + 1)
             pos = strs.find(needle, pos + 1)
         return found
+
+    def _index_strings(self) -> None:
+        """One split of the string section into a string -> offset table: after a few
+        lookups (a CO-RE pass makes hundreds) this beats scanning the section each time."""
+        parts = self._strings.split(b"\0")
+        parts.pop()  # after the last NUL
+        starts = accumulate(map((1).__add__, map(len, parts)), initial=0)
+        table = dict(zip(parts, starts, strict=False))
+        if len(table) != len(parts):  # a repeated string: those keep the scan
+            from collections import Counter
+
+            self._str_dups = {p for p, n in Counter(parts).items() if n > 1}
+        self._str_offsets = table
 
     # -- types ---------------------------------------------------------------------
 

@@ -259,3 +259,18 @@ def test_member_offset_on_kernel(kernel_spec: btf.Spec) -> None:
     ts = kernel_spec.find("task_struct", btf.Kind.STRUCT)
     off, bits, tid = kernel_spec.member_offset(ts, "pid")
     assert off % 8 == 0 and bits == 0 and kernel_spec.size_of(tid) == 4
+
+
+def test_string_offsets_after_the_table_is_built() -> None:
+    """Past a few dozen lookups the string section becomes a table: same answers as the
+    scan, repeated strings (which hand-written BTF may hold) included."""
+    strings = b"\0a\0task_struct\0pid\0a\0pid\0x___y\0"
+    hdr = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, 0, 0, len(strings))
+    spec = btf.from_bytes(hdr + strings)
+    names = ["a", "task_struct", "pid", "x___y", "missing", "task", "struct", ""]
+    scanned = {n: spec.string_offsets(n) for n in names}
+    assert scanned["a"] == [1, 19] and scanned["pid"] == [15, 21]
+    for _ in range(60):
+        spec.string_offsets("zzz")
+    assert spec._str_offsets is not None
+    assert {n: spec.string_offsets(n) for n in names} == scanned
