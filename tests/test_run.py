@@ -36,7 +36,8 @@ from corebpf.run import (
 from tests.conftest import KERNEL_BTF, PROGS, ROOT
 
 EXECSNOOP = PROGS / "execsnoop.bpf.o"
-EVENT = struct.Struct("<IIIi16s128s")  # struct event in execsnoop.bpf.c (not in its BTF)
+#: struct event's fields in execsnoop.bpf.c (its BTF has the struct: records decode by name)
+EVENT_FIELDS = ("pid", "ppid", "uid", "retval", "comm", "filename")
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0 or not KERNEL_BTF.exists(),
                                 reason="loading BPF programs needs root and a kernel with BTF")
@@ -179,8 +180,8 @@ def _finish(r: _Run, timeout: float = 30) -> tuple[list[dict[str, Any]], dict[st
 def _execsnoop_events(lines: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     evs = []
     for rec in lines:
-        assert rec["map"] == "events"
-        evs.append(EVENT.unpack_from(bytes.fromhex(rec["data"])))
+        assert rec["map"] == "events" and set(rec["event"]) == set(EVENT_FIELDS), rec
+        evs.append(tuple(rec["event"][f] for f in EVENT_FIELDS))
     return evs
 
 
@@ -196,8 +197,8 @@ def test_execsnoop_reports_an_exec(tmp_path: Path) -> None:
     assert mine, f"no event for pid {child.pid} among {len(lines)}"
     _, ppid, uid, _, comm, filename = mine[0]
     assert (ppid, uid) == (os.getpid(), os.getuid())
-    assert comm.rstrip(b"\0") == Path("/proc/self/comm").read_bytes().strip()[:15]
-    assert filename.rstrip(b"\0") == str(exe).encode()[:127]
+    assert comm == Path("/proc/self/comm").read_text().strip()[:15]
+    assert filename == str(exe)[:127]
     g = final["globals"]
     assert g[".rodata"] == {"target_uid": 0xFFFFFFFF, "ignore_failed": 0}
     assert g[".bss"]["total_events"] >= len(lines) >= 1

@@ -30,6 +30,9 @@ struct event {
 	char filename[MAX_FILENAME];
 };
 
+/* puts struct event in the object's BTF, so that readers (corebpf run) can decode records */
+const struct event *unused_event __attribute__((unused));
+
 const volatile __u32 target_uid = (__u32)-1;
 const volatile int ignore_failed = 0;
 
