@@ -1,9 +1,11 @@
 """corebpf: portable eBPF (compile once - run everywhere) in pure Python."""
 
 from .errors import (
+    ArchiveError,
     AttachError,
     BTFError,
     Error,
+    KernelImageError,
     LoadError,
     NotFoundError,
     ObjectError,
@@ -14,9 +16,11 @@ from .errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArchiveError",
     "AttachError",
     "BTFError",
     "Error",
+    "KernelImageError",
     "LoadError",
     "NotFoundError",
     "ObjectError",
