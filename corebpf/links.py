@@ -31,10 +31,40 @@ class Link:
         self.description = description
         self._detach = detach
 
+        self.pinned: str | None = None
+
     def pin(self, path: str) -> None:
+        """Keep the attachment alive in bpffs after close() and process exit, until
+        :meth:`unpin` (or ``rm``) removes the pin and the last fd is closed."""
         if self.fd is None:
             raise AttachError(f"{self.description}: not a BPF link, cannot be pinned")
-        ksys.obj_pin(self.fd.fd, path)
+        try:
+            ksys.obj_pin(self.fd.fd, path)
+        except OSError as e:
+            raise _fail(f"{self.description}: pin {path}", e) from None
+        self.pinned = path
+
+    def unpin(self) -> None:
+        """Remove this link's pin; the attachment then ends when its fds are closed."""
+        if self.pinned is None:
+            raise AttachError(f"{self.description}: not pinned")
+        try:
+            os.unlink(self.pinned)
+        except OSError as e:
+            raise _fail(f"{self.description}: unpin {self.pinned}", e) from None
+        self.pinned = None
+
+    @classmethod
+    def from_pin(cls, path: str) -> Link:
+        """Reopen a pinned link (e.g. from another process): close() drops this fd only,
+        the pin keeps the program attached; :meth:`unpin` then close() detaches it."""
+        try:
+            fd = ksys.obj_get(path)
+        except OSError as e:
+            raise _fail(f"pinned link {path}", e) from None
+        link = cls(fd, f"pinned link {path}")
+        link.pinned = path
+        return link
 
     def close(self) -> None:
         if self._detach is not None:

@@ -39,6 +39,11 @@ from .sys.fs import possible_cpu_count
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from .maps import Map
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
     from typing import Any
 
 INSN = struct.Struct("<BBhi")
@@ -75,6 +80,17 @@ class LoadedMap:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def as_map(self) -> Map:
+        """This map as a :class:`corebpf.maps.Map` (its own fd): lookups, updates,
+        iteration and batches with keys and values decoded through the object's BTF."""
+        from .maps import Map
+
+        s = self.spec
+        if self.btf is not None and (s.key_type_id or s.value_type_id):
+            return Map.from_fd(self.fd.fd, btf=self.btf, key_type_id=s.key_type_id,
+                               value_type_id=s.value_type_id, load_btf=False)
+        return Map.from_fd(self.fd.fd, load_btf=False)
 
     def close(self) -> None:
         if self.mmap is not None:

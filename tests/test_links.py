@@ -164,6 +164,45 @@ def test_tracepoint_counts_getppid() -> None:
         assert count(coll, C_TP) == 7
 
 
+def test_pinned_link_outlives_its_fd_until_unpinned() -> None:
+    """A pinned link stays attached after close(); reopened from the pin, unpin + close
+    detach it, as bpftool's `link pin` and `rm` do."""
+    from corebpf.errors import AttachError
+    from corebpf.links import Link
+
+    if not os.path.ismount("/sys/fs/bpf"):
+        pytest.skip("no bpffs at /sys/fs/bpf")
+    path = f"/sys/fs/bpf/corebpf_test_link_{uuid.uuid4().hex[:8]}"
+    with _load("on_tp") as coll:
+        link = attach(coll.programs["on_tp"])
+        link.pin(path)
+        link.close()
+        os.getppid()
+        assert count(coll, C_TP) == 1  # still attached through the pin
+        again = Link.from_pin(path)
+        assert again.pinned == path
+        os.getppid()
+        assert count(coll, C_TP) == 2
+        again.unpin()
+        assert not os.path.exists(path)
+        again.close()
+        os.getppid()
+        assert count(coll, C_TP) == 2  # detached
+        with pytest.raises(AttachError, match="not pinned"):
+            again.unpin()
+    with pytest.raises(AttachError, match=f"pinned link {path}"):
+        Link.from_pin(path)
+
+
+def test_loaded_map_as_map_decodes_through_btf() -> None:
+    with _load("on_tp") as coll, attach(coll.programs["on_tp"]):
+        for _ in range(3):
+            os.getppid()
+        with coll.maps["counts"].as_map() as counts:
+            assert counts[C_TP] == 3
+            assert dict(counts.items())[C_TP] == 3
+
+
 LIBC = "/lib/x86_64-linux-gnu/libc.so.6" if os.path.exists(
     "/lib/x86_64-linux-gnu/libc.so.6") else "/lib/aarch64-linux-gnu/libc.so.6"
 
