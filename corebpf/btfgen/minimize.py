@@ -139,6 +139,8 @@ class Minimizer:
         if obj.btf is None or obj.btf_ext is None:
             return out
         local = obj.btf
+        self.target.prefetch(local, (r for recs in obj.btf_ext.core_relos.values()
+                                     for r in recs))
         for sec, records in obj.btf_ext.core_relos.items():
             for rec in records:
                 try:

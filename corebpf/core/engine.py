@@ -6,7 +6,7 @@ compacted as candidates fail, every decision recorded, instructions patched or p
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from .._record import record
 from ..btf import Spec
@@ -44,6 +44,18 @@ class Target:
     def __init__(self, vmlinux: Spec, modules: Sequence[Spec] = ()):
         self.vmlinux = vmlinux
         self.modules = list(modules)
+
+    def prefetch(self, local: Spec, records: Iterable[CoreRelo]) -> None:
+        """Look up every root type name the records will search for in one pass over
+        each target's strings, before the first candidate search."""
+        names = set()
+        for rec in records:
+            if 0 < rec.type_id < local.type_count:
+                name = local.name(rec.type_id)
+                if name:
+                    names.add(essential_name(name))
+        for spec in (self.vmlinux, *self.modules):
+            spec.prefetch_string_offsets(names)
 
     def candidates(self, local: Spec, local_id: int) -> list[Candidate]:
         """bpf_core_find_cands."""
@@ -153,6 +165,7 @@ class Relocator:
         ext = self.obj.btf_ext
         if ext is None:
             return reports, {}
+        self.target.prefetch(self.local, (r for recs in ext.core_relos.values() for r in recs))
         by_sec: dict[str, list[ProgramSpec]] = {}
         for p in self.obj.programs.values():
             by_sec.setdefault(p.elf_section, []).append(p)

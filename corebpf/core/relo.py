@@ -399,33 +399,68 @@ def _composites_match(lbtf: Spec, lt: bt.Struct | bt.Union, tbtf: Spec,
 
 # -- matching a local spec against one candidate ----------------------------------------
 
+def _member_index(tbtf: Spec, tid: int, tt: bt.Struct | bt.Union
+                  ) -> tuple[dict[str, int], tuple[int, ...]]:
+    """A target struct's first member index by name, and its anonymous members' indexes:
+    built once per target type, so matching a field into a 250-member task_struct is a
+    dict lookup rather than a walk over every member before it."""
+    cache: dict[int, tuple[dict[str, int], tuple[int, ...]]] | None = getattr(
+        tbtf, "_core_member_index", None)
+    if cache is None:
+        cache = {}
+        tbtf._core_member_index = cache  # type: ignore[attr-defined]
+    got = cache.get(tid)
+    if got is None:
+        by_name: dict[str, int] = {}
+        anon = []
+        for i, m in enumerate(tt.members):
+            if m.name:
+                by_name.setdefault(m.name, i)
+            else:
+                anon.append(i)
+        got = cache[tid] = (by_name, tuple(anon))
+    return got
+
+
 def _match_member(lbtf: Spec, lacc: Accessor, tbtf: Spec, tid: int,
                   spec: CoreSpec) -> tuple[bool, int]:
-    """bpf_core_match_member: (found, next target type id); raises on errors."""
+    """bpf_core_match_member: (found, next target type id); raises on errors.
+
+    libbpf walks the members in order, descending into each anonymous one, until the
+    first member of the wanted name; here that member comes from an index and only the
+    anonymous members before it are searched, in the same order."""
     tid, tt = skip_mods_and_typedefs(tbtf, tid)
     if not isinstance(tt, bt.Struct | bt.Union):
         return False, tid
     lt = lbtf.type(lacc.type_id)
     assert isinstance(lt, bt.Struct | bt.Union)
     lmember = lt.members[lacc.idx]
-    for i, m in enumerate(tt.members):
-        if len(spec.raw_spec) == SPEC_MAX_LEN:
-            raise CoreError("struct/union/array nesting too deep")
+    members = tt.members
+    if members and len(spec.raw_spec) == SPEC_MAX_LEN:
+        raise CoreError("struct/union/array nesting too deep")
+    by_name, anon = _member_index(tbtf, tid, tt)
+    named = by_name.get(lmember.name, len(members)) if lmember.name else len(members)
+    for i in anon:
+        if i > named:
+            break
+        m = members[i]
         spec.bit_offset += m.offset
         spec.raw_spec.append(i)
-        if not m.name:
-            found, nxt = _match_member(lbtf, lacc, tbtf, m.type, spec)
-            if found:
-                return True, nxt
-        elif m.name == lmember.name:
-            spec.spec.append(Accessor(tid, i, m.name))
-            if fields_are_compat(lbtf, lmember.type, tbtf, m.type):
-                return True, m.type
-            spec.spec.pop()
-            return False, m.type
+        found, nxt = _match_member(lbtf, lacc, tbtf, m.type, spec)
+        if found:
+            return True, nxt
         spec.bit_offset -= m.offset
         spec.raw_spec.pop()
-    return False, tid
+    if named == len(members):
+        return False, tid
+    m = members[named]
+    spec.bit_offset += m.offset
+    spec.raw_spec.append(named)
+    spec.spec.append(Accessor(tid, named, m.name))
+    if fields_are_compat(lbtf, lmember.type, tbtf, m.type):
+        return True, m.type
+    spec.spec.pop()
+    return False, m.type
 
 
 def spec_match(local: CoreSpec, tbtf: Spec, tid: int) -> CoreSpec | None:

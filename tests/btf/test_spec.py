@@ -274,3 +274,27 @@ def test_string_offsets_after_the_table_is_built() -> None:
         spec.string_offsets("zzz")
     assert spec._str_offsets is not None
     assert {n: spec.string_offsets(n) for n in names} == scanned
+
+
+def test_prefetched_string_offsets_equal_the_scan() -> None:
+    """One regex pass for many names finds what one scan per name finds: repeated strings,
+    names that prefix others, a split spec's first string, its base's strings."""
+    def raw(strings: bytes) -> bytes:
+        return struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, 0, 0, len(strings)) + strings
+
+    base_strs = b"\0a\0task_struct\0pid\0a\0pid\0task\0x___y\0"
+    split_strs = b"task_struct\0file\0pid\0file_ops\0"
+    names = ["a", "task_struct", "pid", "task", "x___y", "file", "file_ops", "missing", ""]
+    plain = btf.from_bytes(raw(base_strs))
+    scanned = {n: plain.string_offsets(n) for n in names}
+    split_plain = btf.Spec(raw(split_strs), base=btf.from_bytes(raw(base_strs)))
+    split_scanned = {n: split_plain.string_offsets(n) for n in names}
+
+    fresh = btf.from_bytes(raw(base_strs))
+    fresh.prefetch_string_offsets(names)
+    assert fresh._str_found
+    assert {n: fresh.string_offsets(n) for n in names} == scanned
+    split = btf.Spec(raw(split_strs), base=btf.from_bytes(raw(base_strs)))
+    split.prefetch_string_offsets(iter(names))
+    assert {n: split.string_offsets(n) for n in names} == split_scanned
+    assert split_scanned["task_struct"] == [3, len(base_strs)]
