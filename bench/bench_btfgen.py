@@ -109,7 +109,9 @@ def relocate_one(btf_path: str, objects: tuple[str, ...]) -> int:
 
 def corebpf_worker(out_dir: str, jobs: int, objects: list[str], files: list[str],
                    relocate_only: bool = False) -> None:
-    """The corebpf side, run in a fresh process (imports and pool start-up counted)."""
+    """The corebpf side, run in a fresh process (imports and pool start-up counted). The
+    library is imported before the pool forks, as in a program that calls it."""
+    import corebpf.btfgen  # noqa: F401
     from corebpf.archive.parallel import map_kernels
 
     work: functools.partial[int]

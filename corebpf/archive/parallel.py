@@ -100,6 +100,18 @@ def _want_progress(progress: bool | None, stream: TextIO) -> bool:
         return False
 
 
+def _largest_first(items: list[T]) -> list[int]:
+    """Submission order for a pool: the biggest files first, so that the run does not
+    end waiting on one large kernel started last (work roughly follows file size)."""
+    def size(i: int) -> int:
+        try:
+            return os.stat(item_path(items[i])).st_size
+        except (OSError, ValueError):
+            return 0
+
+    return sorted(range(len(items)), key=size, reverse=True)
+
+
 def map_kernels(
     fn: Callable[[T], R],
     items: Iterable[T],
@@ -139,7 +151,8 @@ def map_kernels(
         else:
             pool = executor or ProcessPoolExecutor(max_workers=jobs or os.cpu_count() or 1)
             try:
-                futures = {pool.submit(_guarded, fn, item): i for i, item in enumerate(todo)}
+                futures = {pool.submit(_guarded, fn, todo[i]): i
+                           for i in _largest_first(todo)}
                 for fut in as_completed(futures):
                     i = futures[fut]
                     try:

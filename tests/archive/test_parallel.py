@@ -132,3 +132,24 @@ def test_empty_and_bad_jobs() -> None:
     assert map_kernels(square_or_fail, [], progress=False) == []
     with pytest.raises(ValueError):
         map_kernels(square_or_fail, PATHS, jobs=0)
+
+
+def test_pool_gets_the_largest_files_first(tmp_path: Path) -> None:
+    """The biggest kernels start first (no large one left for the end), and outcomes still
+    come back in the items' order."""
+    sizes = {"1.btf": 10, "2.btf": 300, "3x.btf": 0, "5.btf": 200}
+    paths = []
+    for name, size in sizes.items():
+        (tmp_path / name).write_bytes(b"x" * size)
+        paths.append(str(tmp_path / name))
+    paths.append(str(tmp_path / "6.btf"))  # missing: size 0, still run
+    order: list[str] = []
+
+    def record(path: str) -> str:
+        order.append(os.path.basename(path))
+        return path
+
+    ex = InlineExecutor()
+    outcomes = map_kernels(record, paths, executor=ex, progress=False)
+    assert [o.value for o in outcomes] == paths
+    assert order[:3] == ["2.btf", "5.btf", "1.btf"]
