@@ -206,6 +206,7 @@ class Spec:
         self._str_offsets: dict[bytes, int] | None = None
         self._str_dups: set[bytes] = set()
         self._str_found: dict[bytes, list[int]] = {}
+        self._str_prefixed: dict[bytes, dict[bytes, list[int]]] = {}
 
     # -- indexing ------------------------------------------------------------------
 
@@ -333,31 +334,48 @@ class Spec:
             pos = strs.find(needle, pos + 1)
         return found
 
-    def prefetch_string_offsets(self, names: Iterable[str]) -> None:
+    def prefetch_string_offsets(self, names: Iterable[str], *, prefix_sep: str = "") -> None:
         """Find several strings in one pass over the string section (a CO-RE pass knows
         every type name it will look up before the first): each later
         :meth:`string_offsets` of one of them is a dict lookup. One regular expression
-        scan costs about what three single searches do."""
+        scan costs about what three single searches do. With ``prefix_sep`` the same pass
+        also finds the strings that start with a name and then ``prefix_sep`` (CO-RE's
+        ``name___flavor``), for :meth:`prefixed_string_offsets`."""
         names = list(names)
         if self.base is not None:
-            self.base.prefetch_string_offsets(names)
+            self.base.prefetch_string_offsets(names, prefix_sep=prefix_sep)
         keys = {n.encode("utf-8", "surrogateescape") for n in names if n}
         keys.difference_update(self._str_found)
         if len(keys) < 3 or self._str_offsets is not None:
             return
         import re
 
+        sep = prefix_sep.encode("utf-8", "surrogateescape")
         found: dict[bytes, list[int]] = {k: [] for k in keys}
+        prefixed: dict[bytes, list[int]] = {k: [] for k in keys}
         alternatives = b"|".join(re.escape(k) for k in sorted(keys, key=len, reverse=True))
-        pattern = re.compile(b"\\x00(" + alternatives + b")(?=\\x00)")
+        tail = b"(" + re.escape(sep) + b"[^\\x00]*)?" if sep else b"()"
+        pattern = re.compile(b"\\x00(" + alternatives + b")" + tail + b"(?=\\x00)")
         strs = self._strings
-        if self.base is not None:  # a split spec's own strings start with a real one
-            first = strs[: strs.find(b"\0")]
-            if first in found:
-                found[first].append(self._str_base)
+        base = self._str_base
+        if self.base is not None:  # a split spec's own strings start with a real string
+            m = re.compile(b"(" + alternatives + b")" + tail + b"(?=\\x00)").match(strs)
+            if m is not None:
+                (prefixed if m.group(2) else found)[m.group(1)].append(base)
         for m in pattern.finditer(strs):
-            found[m.group(1)].append(self._str_base + m.start(1))
+            (prefixed if m.group(2) else found)[m.group(1)].append(base + m.start(1))
         self._str_found.update(found)
+        if sep:
+            self._str_prefixed.setdefault(sep, {}).update(prefixed)
+
+    def prefixed_string_offsets(self, name: str, sep: str) -> list[int] | None:
+        """Own offsets of strings ``name + sep + ...`` found by a prefetch with
+        ``prefix_sep=sep`` (None when ``name`` was not prefetched: search yourself)."""
+        table = self._str_prefixed.get(sep.encode("utf-8", "surrogateescape"))
+        if table is None:
+            return None
+        got = table.get(name.encode("utf-8", "surrogateescape"))
+        return None if got is None else list(got)
 
     def _index_strings(self) -> None:
         """One split of the string section into a string -> offset table: after a few

@@ -55,7 +55,7 @@ class Target:
                 if name:
                     names.add(essential_name(name))
         for spec in (self.vmlinux, *self.modules):
-            spec.prefetch_string_offsets(names)
+            spec.prefetch_string_offsets(names, prefix_sep=_FLAVOR_SEP)
 
     def candidates(self, local: Spec, local_id: int) -> list[Candidate]:
         """bpf_core_find_cands."""
@@ -95,12 +95,19 @@ def _add_cands(btf: Spec, local_kind: int, ess: str, start_id: int) -> list[Cand
     return out
 
 
+_FLAVOR_SEP = "___"
+
+
 def _flavored_string_offsets(btf: Spec, ess: str) -> list[int]:
     """Offsets of strings "ess___X..." in this spec's own string section.
 
     Names with a "___" flavor separator are rare (dozens in a kernel), so one scan per
     spec indexes them all by essential name; every candidate search then costs a lookup.
     """
+    prefetched = btf.prefixed_string_offsets(ess, _FLAVOR_SEP)
+    if prefetched is not None:  # "ess___X" found with the names: keep those whose
+        # essential name is ess ("ess___X___Y"'s is "ess___X")
+        return [off for off in prefetched if essential_name(btf.string(off)) == ess]
     index: dict[str, list[int]] | None = getattr(btf, "_flavor_index", None)
     if index is None:
         index = {}

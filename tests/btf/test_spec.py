@@ -298,3 +298,23 @@ def test_prefetched_string_offsets_equal_the_scan() -> None:
     split.prefetch_string_offsets(iter(names))
     assert {n: split.string_offsets(n) for n in names} == split_scanned
     assert split_scanned["task_struct"] == [3, len(base_strs)]
+
+
+def test_prefetch_finds_prefixed_strings() -> None:
+    """CO-RE's flavors: the same pass finds "name___x..." strings, in a split spec's
+    first string too; names not prefetched answer None (search yourself)."""
+    def raw(strings: bytes) -> bytes:
+        return struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, 0, 0, len(strings)) + strings
+
+    base_strs = b"\0task_struct\0task_struct___v2\0task_struct___a___b\0pid\0file\0x___\0"
+    base = btf.from_bytes(raw(base_strs))
+    base.prefetch_string_offsets(["task_struct", "pid", "file", "x"], prefix_sep="___")
+    assert base.prefixed_string_offsets("task_struct", "___") == [13, 30]
+    assert base.prefixed_string_offsets("pid", "___") == []
+    assert base.prefixed_string_offsets("x", "___") == [59]
+    assert base.prefixed_string_offsets("sock", "___") is None
+    assert base.string_offsets("task_struct") == [1]
+    split = btf.Spec(raw(b"file___new\0sock\0"), base=base)
+    split.prefetch_string_offsets(["file", "sock", "task_struct"], prefix_sep="___")
+    assert split.prefixed_string_offsets("file", "___") == [len(base_strs)]
+    assert split.string_offsets("sock") == [len(base_strs) + 11]
