@@ -14,7 +14,7 @@ import sys
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
-from itertools import accumulate
+from itertools import accumulate, compress, count
 from operator import itemgetter
 
 from ..errors import BTFError, NotFoundError
@@ -61,6 +61,8 @@ MAX_NESTING: Final = 256
 
 #: string lookups answered by scanning the section before it is split into a table
 _STRING_SCANS = 48
+#: name offsets searched one by one before one pass over the name column pays
+_ID_SCANS = 8
 _HEADER = {e: struct.Struct(e + "HBBIIIII") for e in "<>"}
 _NATIVE: Final = "<" if sys.byteorder == "little" else ">"
 
@@ -207,6 +209,7 @@ class Spec:
         self._str_dups: set[bytes] = set()
         self._str_found: dict[bytes, list[int]] = {}
         self._str_prefixed: dict[bytes, dict[bytes, list[int]]] = {}
+        self._ids_found: dict[int, list[int]] = {}
 
     # -- indexing ------------------------------------------------------------------
 
@@ -367,6 +370,24 @@ class Spec:
         self._str_found.update(found)
         if sep:
             self._str_prefixed.setdefault(sep, {}).update(prefixed)
+        wanted = {off for offs in (*found.values(), *prefixed.values()) for off in offs}
+        if self.base is not None:  # own types may be named by base strings
+            wanted.update(off for k in keys for off in self.base._str_found.get(k, ()))
+        self._prefetch_ids(wanted)
+
+    def _prefetch_ids(self, wanted: set[int]) -> None:
+        """The own types named at any of these string offsets, in one C-level pass over
+        the name column: cheaper than a search of the column per offset past a few."""
+        wanted.difference_update(self._ids_found)
+        col_bytes = self._name_column
+        if col_bytes is None or self._by_name is not None or len(wanted) < _ID_SCANS:
+            return
+        col = memoryview(col_bytes).cast("I")
+        found: dict[int, list[int]] = {off: [] for off in wanted}
+        first = self.first_id
+        for tid in compress(count(first), map(wanted.__contains__, col)):
+            found[col[tid - first]].append(tid)
+        self._ids_found.update(found)
 
     def prefixed_string_offsets(self, name: str, sep: str) -> list[int] | None:
         """Own offsets of strings ``name + sep + ...`` found by a prefetch with
@@ -503,6 +524,9 @@ class Spec:
 
     def _ids_with_name_offset(self, name_off: int) -> list[int]:
         """Own types whose name_off is ``name_off``: search the raw words, keep headers."""
+        prefetched = self._ids_found.get(name_off)
+        if prefetched is not None:
+            return list(prefetched)
         if self._by_name is not None:
             keys, ids = self._by_name
             lo = bisect_left(keys, name_off)

@@ -318,3 +318,16 @@ def test_prefetch_finds_prefixed_strings() -> None:
     split.prefetch_string_offsets(["file", "sock", "task_struct"], prefix_sep="___")
     assert split.prefixed_string_offsets("file", "___") == [len(base_strs)]
     assert split.string_offsets("sock") == [len(base_strs) + 11]
+
+
+def test_prefetched_type_ids_equal_the_search(kernel_spec: btf.Spec) -> None:
+    """Past a few names the types they name come from one pass over the name column:
+    the same ids, in the same order, as one search per name."""
+    names = ["task_struct", "file", "path", "dentry", "inode", "sock", "pid", "mm_struct",
+             "cred", "qstr", "sk_buff", "int", "nope_not_here"]
+    fresh = btf.from_bytes(kernel_spec.raw)
+    want = {n: fresh.find_by_name(n) for n in names}
+    again = btf.from_bytes(kernel_spec.raw)
+    again.prefetch_string_offsets(names, prefix_sep="___")
+    assert again._ids_found
+    assert {n: again.find_by_name(n) for n in names} == want
