@@ -16,13 +16,48 @@ from . import core as core_cmd
 from . import gen as gen_cmd
 from . import run as run_cmd
 
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, with the terminal width read the way shutil reads it but
+    without importing shutil (and bz2, lzma, fnmatch with it) on every start-up:
+    argparse builds a formatter for each add_argument."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None):
+        if width is None:
+            try:
+                width = int(os.environ["COLUMNS"])
+            except (KeyError, ValueError):
+                try:
+                    out = sys.__stdout__
+                    width = os.get_terminal_size(out.fileno() if out else 1).columns
+                except (AttributeError, ValueError, OSError):
+                    width = 80
+            width -= 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every (sub)parser formats with :class:`_Formatter` (subparsers take the parent's
+    class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="corebpf", description="Portable eBPF in pure Python: BTF, CO-RE, loading."
     )
     parser.add_argument("--version", action="version", version=f"corebpf {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                prog="corebpf")
     btf_cmd.register(sub)
     core_cmd.register(sub)
     core_cmd.register_obj(sub)

@@ -18,7 +18,8 @@ def register(sub: Any) -> None:
     a = sub.add_parser("archive", help="BTF archives: index, bundle, lookup, extract",
                        description="Work with archives of kernel BTF (BTFHub-layout trees, "
                        "Debian/Ubuntu kernel packages, vmlinux and raw BTF files).")
-    asub = a.add_subparsers(dest="archive_command", required=True, metavar="WHAT")
+    asub = a.add_subparsers(dest="archive_command", required=True, metavar="WHAT",
+                            prog="corebpf archive")
 
     p = asub.add_parser("index", help="distro, version, arch, release, sha256, size and "
                         "type count of every kernel",

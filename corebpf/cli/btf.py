@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("btf", help="inspect BTF")
-    bsub = p.add_subparsers(dest="btf_command", required=True, metavar="SUBCOMMAND")
+    bsub = p.add_subparsers(dest="btf_command", required=True, metavar="SUBCOMMAND",
+                            prog="corebpf btf")
     dump = bsub.add_parser(
         "dump",
         help="print BTF as bpftool's raw text, a C header (vmlinux.h) or JSON lines",

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("core", help="CO-RE relocation")
-    csub = p.add_subparsers(dest="core_command", required=True, metavar="SUBCOMMAND")
+    csub = p.add_subparsers(dest="core_command", required=True, metavar="SUBCOMMAND",
+                            prog="corebpf core")
     r = csub.add_parser("relocate", help="relocate an object's CO-RE records against a BTF")
     r.add_argument("object", help="clang-built BPF object (.o)")
     r.add_argument("--target", default=KERNEL_BTF,
@@ -28,7 +29,8 @@ def register(sub: Any) -> None:
 
 def register_obj(sub: Any) -> None:
     p = sub.add_parser("obj", help="BPF objects")
-    osub = p.add_subparsers(dest="obj_command", required=True, metavar="SUBCOMMAND")
+    osub = p.add_subparsers(dest="obj_command", required=True, metavar="SUBCOMMAND",
+                            prog="corebpf obj")
     d = osub.add_parser("dump", help="disassemble an object, annotating its relocations")
     d.add_argument("object", help="clang-built BPF object (.o)")
     d.set_defaults(func=run_obj_dump)

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 def register(sub: Any) -> None:
     gen = sub.add_parser("gen", help="generate files from BPF objects",
                          description="Generate files from BPF objects.")
-    gsub = gen.add_subparsers(dest="gen_command", required=True, metavar="WHAT")
+    gsub = gen.add_subparsers(dest="gen_command", required=True, metavar="WHAT",
+                              prog="corebpf gen")
     p = gsub.add_parser(
         "min-btf", aliases=["min_core_btf"],
         help="minimized kernel BTF holding what the objects' CO-RE relocations need",
