@@ -251,6 +251,22 @@ def obj_info(fd: int, size: int = 256) -> bytes:
     return info.raw
 
 
+def _get_fd_by_id(cmd: BPFCommand, obj_id: int) -> FD:
+    attr = bytearray(12)
+    struct.pack_into("III", attr, 0, obj_id, 0, 0)  # id, next_id, open_flags
+    return FD(bpf(cmd, attr))
+
+
+def prog_get_fd_by_id(prog_id: int) -> FD:
+    """BPF_PROG_GET_FD_BY_ID: a new fd for a live program; ENOENT once it is freed."""
+    return _get_fd_by_id(BPFCommand.PROG_GET_FD_BY_ID, prog_id)
+
+
+def link_get_fd_by_id(link_id: int) -> FD:
+    """BPF_LINK_GET_FD_BY_ID: a new fd for a live link; ENOENT once it is released."""
+    return _get_fd_by_id(BPFCommand.LINK_GET_FD_BY_ID, link_id)
+
+
 class ProgLoadResult:
     """A loaded program's fd plus the verifier log (when one was requested)."""
 
