@@ -78,3 +78,14 @@ def module_files() -> list[tuple[Path, Path]]:
         if base.exists():
             out.append((mod, base))
     return out
+
+
+@pytest.fixture(scope="module")
+def oracle() -> None:
+    """libbpf 1.1's decisions through tests/core/core_oracle.c (skips without libbpf-dev)."""
+    from tests.core.libbpf_oracle import OracleUnavailable, harness
+
+    try:
+        harness()
+    except OracleUnavailable as e:
+        pytest.skip(str(e))

@@ -7,13 +7,14 @@ import os
 import struct
 import subprocess
 import time
+from typing import Any
 
 import pytest
 
 import corebpf.btf as btf
 from corebpf.core import relocate
 from corebpf.links import attach
-from corebpf.loader import load
+from corebpf.loader import Collection, load
 from corebpf.obj import ObjectSpec
 from corebpf.ringbuf import RingBuffer
 from tests.conftest import KERNEL_BTF, PROGS, corpus_files, debian_files
@@ -30,20 +31,26 @@ def _real_parent_offsets(target: btf.Spec) -> set[int]:
     return {v for v in got if v is not None}
 
 
+def exec_events(coll: Collection, argv: list[str]) -> tuple[int, list[tuple[Any, ...]]]:
+    """Attach a loaded execsnoop, run ``argv``, and return its pid and the events read
+    for it (waiting up to 5 s)."""
+    events: list[tuple[Any, ...]] = []
+    with attach(coll.programs["tracepoint__syscalls__sys_enter_execve"]), \
+            RingBuffer(coll.maps["events"]) as rb:
+        child = subprocess.Popen(argv)
+        child.wait()
+        deadline = time.monotonic() + 5
+        while not any(e[0] == child.pid for e in events) and time.monotonic() < deadline:
+            rb.poll(100, lambda data: events.append(EVENT.unpack_from(bytes(data))))
+    return child.pid, [e for e in events if e[0] == child.pid]
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or not KERNEL_BTF.exists(),
                     reason="loading BPF programs needs root and a kernel with BTF")
 def test_execsnoop_reports_the_right_process_here() -> None:
     with load(OBJECT, rodata={"target_uid": os.getuid()}) as coll:
-        link = attach(coll.programs["tracepoint__syscalls__sys_enter_execve"])
-        events: list[tuple[int, int, int, int, bytes, bytes]] = []
-        with link, RingBuffer(coll.maps["events"]) as rb:
-            child = subprocess.Popen(["/bin/true", "portability-arg"])
-            child.wait()
-            deadline = time.monotonic() + 5
-            while not any(e[0] == child.pid for e in events) and time.monotonic() < deadline:
-                rb.poll(100, lambda data: events.append(EVENT.unpack_from(bytes(data))))
-    mine = [e for e in events if e[0] == child.pid]
-    assert mine, f"no event for pid {child.pid} among {len(events)}"
+        pid, mine = exec_events(coll, ["/bin/true", "portability-arg"])
+    assert mine, f"no event for pid {pid}"
     _, ppid, uid, _, comm, filename = mine[0]
     assert ppid == os.getpid()  # BPF_CORE_READ(task, real_parent, tgid)
     assert uid == os.getuid()

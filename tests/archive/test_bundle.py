@@ -10,11 +10,9 @@ import io
 import lzma
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
@@ -35,7 +33,7 @@ from corebpf.archive.sources import discover, running_kernel
 from corebpf.btfgen import load_object
 from corebpf.core import relocate
 from corebpf.errors import ArchiveError
-from tests.archive.test_check import CORPUS_PICKS, build_archive
+from tests.archive.test_check import CORPUS_PICKS, new_archive
 from tests.btfgen.test_minimize import decided
 from tests.conftest import CORPUS, KERNEL_BTF, PROGS, debian_files
 
@@ -44,10 +42,7 @@ OBJECTS = [str(PROGS / f"{n}.bpf.o") for n in ("execsnoop", "tools_sized", "core
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not debian_files():
-        pytest.skip("tests/data/btf has no Debian kernels")
-    root = tmp_path_factory.mktemp("archive")
-    build_archive(root)
+    root = new_archive(tmp_path_factory)
     for deb in debian_files()[2:]:  # all four Debian kernels
         dest = root / "debian" / "12" / "x86_64" / deb.name
         shutil.copyfile(deb, dest)
@@ -187,27 +182,17 @@ def here_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_execsnoop_runs_on_btf_from_a_bundle(here_bundle: Path, tmp_path: Path) -> None:
     """As on a kernel without BTF: CO-RE against this machine's entry of the bundle, then
     load, attach and read right values."""
-    from corebpf.links import attach
     from corebpf.loader import load
-    from corebpf.ringbuf import RingBuffer
+    from tests.test_portability import exec_events
 
     found = core_btf_for(here_bundle, kernel_btf=str(tmp_path / "no-vmlinux"))
     assert found is not None and len(found) < 100_000
     small = btf.from_bytes(found)
-    event = struct.Struct("<IIIi16s128s")
     with load(PROGS / "execsnoop.bpf.o", btf=small, rodata={"target_uid": os.getuid()}
               ) as coll:
         full = decided(relocate(coll.obj, btf.load(KERNEL_BTF))[0])
         assert decided(coll.core_reports) == full
-        events: list[tuple[int, ...]] = []
-        with attach(coll.programs["tracepoint__syscalls__sys_enter_execve"]), \
-                RingBuffer(coll.maps["events"]) as rb:
-            child = subprocess.Popen(["/bin/true", "bundle"])
-            child.wait()
-            deadline = time.monotonic() + 5
-            while not any(e[0] == child.pid for e in events) and time.monotonic() < deadline:
-                rb.poll(100, lambda data: events.append(event.unpack_from(bytes(data))))
-    mine = [e for e in events if e[0] == child.pid]
+        _, mine = exec_events(coll, ["/bin/true", "bundle"])
     assert mine and mine[0][1] == os.getpid() and mine[0][5].rstrip(b"\0") == b"/bin/true"
 
 

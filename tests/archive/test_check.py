@@ -68,13 +68,18 @@ def build_archive(root: Path, *, corpus: bool = True, broken: bool = True) -> li
     return files
 
 
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def new_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh archive (skips without the Debian kernels)."""
     if not debian_files():
         pytest.skip("tests/data/btf has no Debian kernels")
     root = tmp_path_factory.mktemp("archive")
     build_archive(root)
     return root
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return new_archive(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -152,14 +152,6 @@ def test_what_is_kept(case: Case) -> None:
     assert plain.type_count == small.type_count - 3
 
 
-@pytest.fixture(scope="module")
-def oracle() -> None:
-    try:
-        harness()
-    except OracleUnavailable as e:
-        pytest.skip(str(e))
-
-
 def test_libbpf_decides_the_same(case: Case, oracle: None) -> None:
     full = decisions(CASES, case.raw)
     assert len(full) == 15, full

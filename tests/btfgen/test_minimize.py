@@ -17,7 +17,7 @@ from corebpf.btfgen import Minimizer, load_object, minimize
 from corebpf.core import RelocationReport, relocate
 from corebpf.obj import ObjectSpec, RelocKind
 from tests.conftest import PROGS, bpftool, file_id, raw_copy, real_btf_files
-from tests.core.libbpf_oracle import OracleUnavailable, decisions, harness
+from tests.core.libbpf_oracle import decisions
 
 OBJECTS = ["core_kinds", "core_arrays", "core_poison", "execsnoop", "core_module",
            "tools_sized"]
@@ -108,14 +108,6 @@ def test_bpftool_reads_it(kernel: Kernel) -> None:
     text = subprocess.run([bpftool(), "btf", "dump", "file", str(kernel.out)],
                           capture_output=True, text=True, check=True).stdout
     assert "STRUCT 'task_struct'" in text
-
-
-@pytest.fixture(scope="module")
-def oracle() -> None:
-    try:
-        harness()
-    except OracleUnavailable as e:
-        pytest.skip(str(e))
 
 
 def test_libbpf_decides_the_same(kernel: Kernel, oracle: None) -> None:

@@ -12,7 +12,7 @@ import corebpf.btf as btf
 from corebpf.core import relocate
 from corebpf.obj import ObjectSpec, RelocKind
 from tests.conftest import KERNEL_BTF, PROGS, real_btf_files
-from tests.core.libbpf_oracle import OracleUnavailable, decisions, harness
+from tests.core.libbpf_oracle import decisions
 
 OBJECTS = ["core_kinds.bpf.o", "core_arrays.bpf.o", "execsnoop.bpf.o", "core_module.bpf.o",
            "core_poison.bpf.o"]
@@ -25,14 +25,6 @@ SEEN: Counter[str] = Counter()
 def _obj_path(name: str) -> Path:
     p = PROGS / name
     return p if p.exists() else PROGS / "core" / name
-
-
-@pytest.fixture(scope="module")
-def oracle() -> None:
-    try:
-        harness()
-    except OracleUnavailable as e:
-        pytest.skip(str(e))
 
 
 @pytest.mark.parametrize("kernel", KERNELS, ids=lambda p: p.name)
