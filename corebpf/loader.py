@@ -87,6 +87,8 @@ class LoadedMap:
         from .maps import Map
 
         s = self.spec
+        if s.is_data:  # its DATASEC as the kernel got it: sized and laid out by the loader
+            return Map.from_fd(self.fd.fd)
         if self.btf is not None and (s.key_type_id or s.value_type_id):
             return Map.from_fd(self.fd.fd, btf=self.btf, key_type_id=s.key_type_id,
                                value_type_id=s.value_type_id, load_btf=False)

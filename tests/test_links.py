@@ -201,6 +201,10 @@ def test_loaded_map_as_map_decodes_through_btf() -> None:
         with coll.maps["counts"].as_map() as counts:
             assert counts[C_TP] == 3
             assert dict(counts.items())[C_TP] == 3
+        ro = next(name for name, m in coll.maps.items() if m.spec.is_data and
+                  m.spec.read_only)
+        with coll.maps[ro].as_map() as rodata:  # global data: the fixed-up DATASEC
+            assert rodata[0]["target_pid"] == os.getpid()
 
 
 LIBC = "/lib/x86_64-linux-gnu/libc.so.6" if os.path.exists(
