@@ -71,7 +71,7 @@ def minimize_entry(entry: KernelEntry, objects: Sequence[str]) -> tuple[bytes, i
     raw = read_btf(entry)
     spec = from_bytes(raw, source=entry.path)
     m = Minimizer(Target(spec))
-    relocations = sum(len(m.add_object(load_object(p))) for p in objects)
+    relocations = len(m.add_objects(load_object(p) for p in objects))
     return m.to_bytes(), m.type_count, relocations
 
 

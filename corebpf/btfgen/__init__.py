@@ -90,7 +90,7 @@ def minimize_file(object_paths: Sequence[str | os.PathLike[str]],
         vmlinux = load(btf_path)
         target = Target(vmlinux, [load(m, base=vmlinux) for m in modules])
     m = Minimizer(target, keep_decl_tags=keep_decl_tags)
-    relocations = sum(len(m.add_object(obj)) for obj in objects)
+    relocations = len(m.add_objects(objects))
     data = m.to_bytes()
     try:
         with open(out_path, "wb") as f:

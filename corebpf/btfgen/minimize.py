@@ -39,6 +39,7 @@ from ..btf import Spec
 from ..btf import types as bt
 from ..btf.writer import Builder
 from ..core import Candidate, CoreError, CoreSpec, Target, parse_spec, spec_match
+from ..core.engine import root_names
 from ..core.relo import calc_relo, essential_name, skip_mods_and_typedefs
 from ..errors import BTFError
 from ..obj.btf_ext import RelocKind
@@ -131,6 +132,16 @@ class Minimizer:
         return self._sources[key >> _SHIFT]
 
     # -- recording -------------------------------------------------------------------
+
+    def add_objects(self, objects: Iterable[ObjectSpec]) -> list[RelocationNeeds]:
+        """:meth:`add_object` for each, with every object's root type names looked up in
+        the target in one pass first (one pass for all, not one per object)."""
+        objects = list(objects)
+        self.target.prefetch_names(
+            name for obj in objects if obj.btf is not None and obj.btf_ext is not None
+            for name in root_names(obj.btf, (r for recs in obj.btf_ext.core_relos.values()
+                                             for r in recs)))
+        return [n for obj in objects for n in self.add_object(obj)]
 
     def add_object(self, obj: ObjectSpec) -> list[RelocationNeeds]:
         """Record every CO-RE relocation of ``obj`` (all of .BTF.ext, whether or not its
@@ -416,15 +427,13 @@ def minimize(objects: Sequence[ObjectSpec], target: Spec | Target, *,
              keep_decl_tags: bool = False) -> bytes:
     """Raw minimized BTF (in the target's byte order) for ``objects`` against ``target``."""
     m = Minimizer(target, keep_decl_tags=keep_decl_tags)
-    for obj in objects:
-        m.add_object(obj)
+    m.add_objects(objects)
     return m.to_bytes()
 
 
 def needs_of(objects: Iterable[ObjectSpec], target: Spec | Target) -> list[RelocationNeeds]:
     """What each relocation of ``objects`` needs from ``target`` (for reports)."""
-    m = Minimizer(target)
-    return [n for obj in objects for n in m.add_object(obj)]
+    return Minimizer(target).add_objects(objects)
 
 
 __all__ = ["Minimizer", "RelocationNeeds", "minimize", "needs_of"]

@@ -48,12 +48,11 @@ class Target:
     def prefetch(self, local: Spec, records: Iterable[CoreRelo]) -> None:
         """Look up every root type name the records will search for in one pass over
         each target's strings, before the first candidate search."""
-        names = set()
-        for rec in records:
-            if 0 < rec.type_id < local.type_count:
-                name = local.name(rec.type_id)
-                if name:
-                    names.add(essential_name(name))
+        self.prefetch_names(root_names(local, records))
+
+    def prefetch_names(self, names: Iterable[str]) -> None:
+        """:meth:`prefetch` for essential names gathered already (several objects')."""
+        names = set(names)
         for spec in (self.vmlinux, *self.modules):
             spec.prefetch_string_offsets(names, prefix_sep=_FLAVOR_SEP)
 
@@ -71,6 +70,18 @@ class Target:
         for mod in self.modules:
             cands += _add_cands(mod, lt.kind, ess, mod.first_id)
         return cands
+
+
+def root_names(local: Spec, records: Iterable[CoreRelo]) -> set[str]:
+    """The essential names of the records' root types: what their candidate searches
+    will look up in the target."""
+    names = set()
+    for rec in records:
+        if 0 < rec.type_id < local.type_count:
+            name = local.name(rec.type_id)
+            if name:
+                names.add(essential_name(name))
+    return names
 
 
 def _add_cands(btf: Spec, local_kind: int, ess: str, start_id: int) -> list[Candidate]:
