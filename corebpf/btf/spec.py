@@ -50,7 +50,7 @@ from .types import (
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from typing import Final, TypeAlias
+    from typing import Any, Final, TypeAlias
 
 BTF_MAGIC: Final = 0xEB9F
 HEADER_LEN: Final = 24
@@ -58,6 +58,30 @@ HEADER_LEN: Final = 24
 MAX_RESOLVE_DEPTH: Final = 32
 #: Composite nesting deeper than this is treated as a reference cycle.
 MAX_NESTING: Final = 256
+
+def _trie_pattern(words: Iterable[bytes]) -> bytes:
+    """A regular expression matching exactly ``words``, as a prefix tree: at each
+    position the engine checks one byte per level instead of trying every word."""
+    import re
+
+    trie: dict[int | None, Any] = {}
+    for w in words:
+        node = trie
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[None] = {}
+
+    def emit(node: dict[int | None, Any]) -> bytes:
+        alts = [re.escape(bytes([ch])) + emit(node[ch])
+                for ch in sorted(k for k in node if k is not None)]
+        if not alts:
+            return b""
+        ends = None in node
+        body = alts[0] if len(alts) == 1 and not ends else b"(?:" + b"|".join(alts) + b")"
+        return body + b"?" if ends else body
+
+    return emit(trie)
+
 
 #: string lookups answered by scanning the section before it is split into a table
 _STRING_SCANS = 48
@@ -356,7 +380,7 @@ class Spec:
         sep = prefix_sep.encode("utf-8", "surrogateescape")
         found: dict[bytes, list[int]] = {k: [] for k in keys}
         prefixed: dict[bytes, list[int]] = {k: [] for k in keys}
-        alternatives = b"|".join(re.escape(k) for k in sorted(keys, key=len, reverse=True))
+        alternatives = _trie_pattern(keys)
         tail = b"(" + re.escape(sep) + b"[^\\x00]*)?" if sep else b"()"
         pattern = re.compile(b"\\x00(" + alternatives + b")" + tail + b"(?=\\x00)")
         strs = self._strings

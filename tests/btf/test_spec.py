@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import corebpf.btf as btf
 import corebpf.btf.types as bt
@@ -331,3 +333,16 @@ def test_prefetched_type_ids_equal_the_search(kernel_spec: btf.Spec) -> None:
     again.prefetch_string_offsets(names, prefix_sep="___")
     assert again._ids_found
     assert {n: again.find_by_name(n) for n in names} == want
+
+
+@given(st.sets(st.binary(min_size=1, max_size=6), min_size=1, max_size=12),
+       st.lists(st.binary(max_size=7), max_size=20))
+def test_trie_pattern_matches_exactly_its_words(words: set[bytes], others: list[bytes]
+                                                ) -> None:
+    import re
+
+    from corebpf.btf.spec import _trie_pattern
+
+    pattern = re.compile(b"(?:" + _trie_pattern(words) + b")", re.DOTALL)
+    for w in words | set(others):
+        assert (pattern.fullmatch(w) is not None) == (w in words), w
