@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
-
-_CONFIG_LINE = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
 
 
 def read_kconfig(path: str | None = None) -> dict[str, str]:
@@ -26,9 +23,12 @@ def read_kconfig(path: str | None = None) -> dict[str, str]:
                     text = f.read()
         except OSError:
             continue
+        import re
+
+        config_line = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
         out = {}
         for line in text.splitlines():
-            m = _CONFIG_LINE.match(line.strip())
+            m = config_line.match(line.strip())
             if m:
                 out[m.group(1)] = m.group(2)
         return out
@@ -38,8 +38,19 @@ def read_kconfig(path: str | None = None) -> dict[str, str]:
 def kernel_version(release: str | None = None) -> int:
     """LINUX_KERNEL_VERSION: KERNEL_VERSION(a, b, c) of ``uname -r`` (c capped at 255)."""
     release = release or os.uname().release
-    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", release)
-    if not m:
+    nums = []
+    for part in release.split(".", 3)[:3]:
+        digits = ""
+        for ch in part:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if not digits:
+            break
+        nums.append(int(digits))
+        if len(digits) != len(part):
+            break
+    if len(nums) < 2:
         return 0
-    a, b, c = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+    a, b, c = nums[0], nums[1], nums[2] if len(nums) > 2 else 0
     return (a << 16) + (b << 8) + min(c, 255)

@@ -7,7 +7,6 @@ PERF_EVENT_IOC_SET_BPF + ENABLE, as libbpf does.
 from __future__ import annotations
 
 import os
-import re
 
 from . import sys as ksys
 from .elf import STT_FUNC, ElfError, ElfFile
@@ -92,8 +91,8 @@ def _pmu(name: str) -> tuple[int, int]:
     bit = 0
     try:
         with open(os.path.join(base, "format", "retprobe")) as f:
-            m = re.match(r"config:(\d+)", f.read().strip())
-            bit = int(m.group(1)) if m else 0
+            text = f.read().strip().removeprefix("config:")
+            bit = int(text) if text.isdigit() else 0
     except OSError:
         pass
     return ptype, bit
@@ -132,7 +131,7 @@ def resolve_uprobe(binary: str, symbol: str) -> tuple[str, int]:
     try:
         with open(path, "rb") as f:
             elf = ElfFile(f.read(), source=path)
-        if re.fullmatch(r"0x[0-9a-fA-F]+|\d+", name):
+        if _is_address(name):
             return path, int(name, 0) + add
         syms = [s for s in elf.dynsym_and_symtab()
                 if s.name == name and s.type == STT_FUNC and s.value]
@@ -177,3 +176,10 @@ def attach_perf(program: object, kind: AttachKind, where: str, pid: int) -> Link
     if not sep or not binary:
         raise AttachError(f"program {spec.name!r}: uprobe needs BINARY:FUNCTION, got {where!r}")
     return attach_uprobe(fd, binary, symbol, retprobe, pid)
+
+
+def _is_address(text: str) -> bool:
+    """``0x1f0`` or ``4096``: an offset rather than a symbol name."""
+    digits = text[2:] if text[:2] in ("0x", "0X") else text
+    hexdigits = "0123456789abcdefABCDEF" if digits is not text else "0123456789"
+    return bool(digits) and all(c in hexdigits for c in digits)
