@@ -454,8 +454,10 @@ def _write(out: TextIO, obj: dict[str, Any]) -> None:
 def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
         rodata: Mapping[str, str] | None = None, event_type: str | None = None,
         btf: str | os.PathLike[str] | None = None, out: TextIO | None = None,
-        err: TextIO | None = None, stop_event: threading.Event | None = None) -> int:
-    """Load ``obj_path`` (CO-RE against ``btf``, default the running kernel) with the
+        err: TextIO | None = None, stop_event: threading.Event | None = None,
+        bundle: str | os.PathLike[str] | None = None) -> int:
+    """Load ``obj_path`` (CO-RE against ``btf``, default the running kernel's BTF, else
+    this machine's entry of ``bundle``, a corebpf BTF bundle) with the
     read-only globals in ``rodata`` (NAME: text), attach its programs, print each record
     of its ring buffer and perf event array maps as a JSON line on ``out`` until
     ``duration`` seconds pass or SIGINT/SIGTERM arrives, then one JSON object with its
@@ -475,7 +477,7 @@ def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
               "--event-type is unused", file=err)
     with ExitStack() as stack:
         coll = stack.enter_context(load(obj, btf=str(btf) if btf is not None else None,
-                                        rodata=values))
+                                        rodata=values, bundle=bundle))
         stop = _Stop()
         stack.callback(stop.close)
         stop.install()

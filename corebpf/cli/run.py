@@ -32,6 +32,9 @@ def register(sub: Any) -> None:
     p.add_argument("--btf", metavar="PATH",
                    help="BTF to relocate against (raw, vmlinux ELF, .xz, .btf.tar.xz); "
                    "default: the running kernel's")
+    p.add_argument("--bundle", metavar="BUNDLE",
+                   help="BTF bundle (corebpf archive bundle) for a kernel without BTF of "
+                   "its own; the kernel's BTF is used when it has one")
     p.set_defaults(func=run_run)
 
 
@@ -39,4 +42,4 @@ def run_run(args: argparse.Namespace) -> int:
     from ..run import parse_assignments, run
 
     return run(args.object, duration=args.duration, rodata=parse_assignments(args.sets),
-               event_type=args.event_type, btf=args.btf)
+               event_type=args.event_type, btf=args.btf, bundle=args.bundle)

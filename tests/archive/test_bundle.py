@@ -335,3 +335,18 @@ def test_cli_extract(tmp_path: Path) -> None:
     assert r.returncode == 1 and "refused '../evil'" in r.stderr
     assert (tmp_path / "d" / "ok" / "k.btf").read_bytes() == b"x"
     assert not (tmp_path / "evil").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not KERNEL_BTF.exists(),
+                    reason="loading BPF programs needs root and a kernel with BTF")
+def test_run_takes_a_bundle(here_bundle: Path) -> None:
+    import io
+    import json
+
+    from corebpf.run import run
+
+    out = io.StringIO()
+    assert run(PROGS / "execsnoop.bpf.o", duration=0.2, bundle=here_bundle, out=out,
+               err=io.StringIO()) == 0
+    final = json.loads(out.getvalue().splitlines()[-1])
+    assert set(final) == {"globals", "maps"}
