@@ -17,9 +17,12 @@ from .btf import Spec
 from .btf import types as bt
 from .btf.files import KERNEL_BTF
 from .btf.files import load as load_btf
+from .btf.sanitize import BTFFeatures
+from .btf.sanitize import sanitize as sanitize_btf
 from .btf.writer import Builder
 from .core import RelocationReport, Relocator, Target
 from .errors import LoadError, RelocationError
+from .features import btf_features
 from .kconfig import kernel_version, read_kconfig
 from .obj.object import (
     KCONFIG_SEC,
@@ -157,9 +160,11 @@ class Collection:
         self.close()
 
 
-def _fixup_btf(obj: ObjectSpec, kconfig_layout: dict[str, tuple[int, int]]) -> bytes:
+def _fixup_btf(obj: ObjectSpec, kconfig_layout: dict[str, tuple[int, int]],
+               features: BTFFeatures | None = None) -> bytes:
     """libbpf's btf_fixup_datasec: DATASEC sizes and variable offsets from the ELF, the
-    .kconfig section laid out by the loader, variables sorted by offset."""
+    .kconfig section laid out by the loader, variables sorted by offset; then kinds the
+    kernel lacks (``features``) rewritten as libbpf's bpf_object__sanitize_btf does."""
     assert obj.btf is not None
     b = Builder.from_spec(obj.btf)
     sizes = {s.name: s.size for s in obj.elf.sections}
@@ -184,6 +189,8 @@ def _fixup_btf(obj: ObjectSpec, kconfig_layout: dict[str, tuple[int, int]]) -> b
                         v.offset = syms.get(var.name, v.offset)
         vars_.sort(key=lambda v: v.offset)
         b.types[i] = bt.Datasec(t.name, size, vars_)
+    if features is not None and not features.complete:
+        b.types = sanitize_btf(b.types, features, first_id=b.first_id)
     return b.encode()
 
 
@@ -276,8 +283,12 @@ class Loader:
     def __init__(self, obj: ObjectSpec, *, core_btf: Spec | None = None,
                  vmlinux: Spec | None = None, rodata: Mapping[str, Any] | None = None,
                  kconfig: Mapping[str, str] | None = None, pin_root: str = DEFAULT_PIN_ROOT,
-                 programs: Iterable[str] | None = None, log_level: int = 0):
+                 programs: Iterable[str] | None = None, log_level: int = 0,
+                 btf_features: BTFFeatures | None = None):
         self.obj = obj
+        #: rewrite the object's BTF for these features up front instead of probing
+        #: after a refusal (to prepare BTF for an older kernel, or to test the rewrite)
+        self.forced_features = btf_features
         self._vmlinux = vmlinux
         self.core_btf = core_btf
         self.rodata = dict(rodata or {})
@@ -312,16 +323,34 @@ class Loader:
 
     def _load_btf(self) -> None:
         self.kcfg_layout, self.kcfg_size = _kconfig_layout(self.obj)
+        self.btf_features = BTFFeatures()
         if self.obj.btf is None:
             self.btf_raw = b""
             return
-        self.btf_raw = _fixup_btf(self.obj, self.kcfg_layout)
-        self.kbtf = Spec(self.btf_raw, source=f"{self.obj.source}:.BTF (fixed up)")
+        # As clang wrote it first: a kernel that takes it needs no probing; one that
+        # refuses it gets it rewritten for the BTF kinds it was found to accept.
+        if self.forced_features is not None:
+            self.btf_features = self.forced_features
+        self.btf_raw = _fixup_btf(self.obj, self.kcfg_layout, self.forced_features)
         try:
             self.coll.btf_fd = ksys.btf_load(self.btf_raw)
         except LoadError as e:
-            raise LoadError(f"{self.obj.source}: the kernel refused the object's BTF: {e}",
-                            errno=e.errno, log=e.log) from None
+            if self.forced_features is not None:
+                raise LoadError(f"{self.obj.source}: the kernel refused the object's BTF "
+                                f"rewritten for {self.forced_features}: {e}",
+                                errno=e.errno, log=e.log) from None
+            self.btf_features = btf_features()
+            if self.btf_features.complete:
+                raise LoadError(f"{self.obj.source}: the kernel refused the object's BTF: "
+                                f"{e}", errno=e.errno, log=e.log) from None
+            self.btf_raw = _fixup_btf(self.obj, self.kcfg_layout, self.btf_features)
+            try:
+                self.coll.btf_fd = ksys.btf_load(self.btf_raw)
+            except LoadError as e2:
+                raise LoadError(f"{self.obj.source}: the kernel refused the object's BTF, "
+                                f"also rewritten for its features ({self.btf_features}): "
+                                f"{e2}", errno=e2.errno, log=e2.log) from None
+        self.kbtf = Spec(self.btf_raw, source=f"{self.obj.source}:.BTF (fixed up)")
 
     # -- maps ------------------------------------------------------------------------
 
@@ -598,6 +627,8 @@ class Loader:
                                 f"{p.section!r}")
             insns, segments = self._link(p, code)
             func_info, line_info = self._ext_info(segments)
+            if not self.btf_features.func:  # no FUNC kind: libbpf sends neither
+                func_info, line_info = b"", b""
             attach_id = _attach_btf_id(self.vmlinux, p)
             flags = 0
             if p.section_def.sleepable:
@@ -671,13 +702,16 @@ def _s32(v: int) -> int:
 def load(obj: ObjectSpec | str | os.PathLike[str], *, btf: Spec | str | None = None,
          rodata: Mapping[str, Any] | None = None, kconfig: Mapping[str, str] | None = None,
          pin_root: str = DEFAULT_PIN_ROOT, programs: Iterable[str] | None = None,
-         log_level: int = 0, bundle: str | os.PathLike[str] | None = None) -> Collection:
+         log_level: int = 0, bundle: str | os.PathLike[str] | None = None,
+         btf_features: BTFFeatures | None = None) -> Collection:
     """Load an object into the kernel.
 
     ``btf`` is the BTF CO-RE relocates against (a Spec or a path in any container);
     by default the running kernel's. ``bundle`` (a corebpf BTF bundle) is for kernels
     without BTF of their own: the kernel's BTF is used when it has one, else this
     machine's entry of the bundle. ``rodata`` sets read-only globals before load.
+    ``btf_features`` rewrites the object's BTF for a kernel with only those BTF kinds
+    (by default it is rewritten only if this kernel refuses it, for what it accepts).
     """
     spec = obj if isinstance(obj, ObjectSpec) else ObjectSpec.load(obj)
     core_btf = load_btf(btf) if isinstance(btf, str | os.PathLike) else btf
@@ -688,4 +722,4 @@ def load(obj: ObjectSpec | str | os.PathLike[str], *, btf: Spec | str | None = N
         found = core_btf_for(bundle)
         core_btf = None if found is None else from_bytes(found, source=os.fspath(bundle))
     return Loader(spec, core_btf=core_btf, rodata=rodata, kconfig=kconfig, pin_root=pin_root,
-                  programs=programs, log_level=log_level).run()
+                  programs=programs, log_level=log_level, btf_features=btf_features).run()
