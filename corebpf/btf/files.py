@@ -98,28 +98,67 @@ def load(
     identity, so that the next process skips the indexing pass.
     """
     source = str(path)
+    if index_cache is None:
+        index_cache = not os.environ.get("COREBPF_NO_CACHE")
+    copy_file = None
     try:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
-            data = f.read()
+            data = None
+            if index_cache and os.path.realpath(path).startswith("/sys/"):
+                # sysfs hands BTF out a page per read(2): a copy kept beside the index
+                # (same key: this boot) is one read of a regular file
+                key = _cache_path(path, st)
+                copy_file = key[:-4] + ".btf" if key else None
+                data = _read_copy(copy_file, st.st_size) if copy_file else None
+                if data is not None:  # one page of the real thing must agree
+                    head = f.read(4096)
+                    data = data if data.startswith(head) else None
+                    f.seek(0)
+            if data is None:
+                data = f.read()
+            else:
+                copy_file = None  # already there
     except OSError as e:
         raise BTFError(f"cannot read: {e.strerror}", source=source) from None
     raw, source = unwrap(data, source)
-    if index_cache is None:
-        index_cache = not os.environ.get("COREBPF_NO_CACHE")
     cache_file = _cache_path(path, st) if index_cache and raw is data else None
+    spec: Spec | None = None
     if cache_file is not None:
         cached = _read_index(cache_file)
         if cached is not None:
             try:
-                return Spec(raw, base=base, source=source, _offsets=cached[0],
+                spec = Spec(raw, base=base, source=source, _offsets=cached[0],
                             _by_name=cached[1])
             except BTFError:
                 pass
-    spec = Spec(raw, base=base, source=source)
-    if cache_file is not None:
-        _write_index(cache_file, spec)
+    if spec is None:
+        spec = Spec(raw, base=base, source=source)
+        if cache_file is not None:
+            _write_index(cache_file, spec)
+    if copy_file is not None and cache_file is not None:
+        _write_atomic(copy_file, raw)
     return spec
+
+
+def _read_copy(copy_file: str, size: int) -> bytes | None:
+    try:
+        with open(copy_file, "rb") as f:
+            data = f.read(size + 1)
+    except OSError:
+        return None
+    return data if len(data) == size else None
+
+
+def _write_atomic(target: str, data: bytes) -> None:
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        tmp = f"{target}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except OSError:
+        pass  # a read-only home is no reason to fail
 
 
 _INDEX_MAGIC = b"CBIX\x02" + sys.byteorder[0].encode()
@@ -171,14 +210,8 @@ def _read_index(
 
 def _write_index(cache_file: str, spec: Spec) -> None:
     keys, ids = spec.name_offset_index()
-    try:
-        os.makedirs(os.path.dirname(cache_file), exist_ok=True)
-        tmp = f"{cache_file}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(_INDEX_MAGIC + spec.offsets.tobytes() + keys.tobytes() + ids.tobytes())
-        os.replace(tmp, cache_file)
-    except OSError:
-        pass  # a read-only home is no reason to fail
+    _write_atomic(cache_file,
+                  _INDEX_MAGIC + spec.offsets.tobytes() + keys.tobytes() + ids.tobytes())
 
 
 def from_bytes(data: bytes, *, base: Spec | None = None, source: str = "<bytes>") -> Spec:

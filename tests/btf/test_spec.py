@@ -88,6 +88,24 @@ def test_persisted_index_matches_fresh_one(tmp_path, monkeypatch) -> None:  # ty
     assert btf.load(raw).find("uses") == first.find("uses")
 
 
+@pytest.mark.skipif(not KERNEL_BTF.exists(), reason="this kernel exposes no BTF in sysfs")
+def test_sysfs_btf_copy_beside_the_index(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The kernel's BTF is kept beside its index for this boot and read back from there;
+    a copy that disagrees with the kernel's first page is not used."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = btf.load(KERNEL_BTF)
+    copies = list((tmp_path / "corebpf" / "btf-index").glob("*.btf"))
+    assert len(copies) == 1 and copies[0].read_bytes() == first.raw
+    second = btf.load(KERNEL_BTF)
+    assert second.raw == first.raw and second._by_name is not None
+    bad = bytearray(first.raw)
+    bad[100] ^= 0xFF  # in the first page: caught
+    copies[0].write_bytes(bytes(bad))
+    assert btf.load(KERNEL_BTF).raw == first.raw
+    copies[0].write_bytes(first.raw[:-1])  # wrong size: not used
+    assert btf.load(KERNEL_BTF).raw == first.raw
+
+
 @pytest.mark.parametrize("path", [*debian_files(), *corpus_files()], ids=lambda p: p.name)
 def test_real_kernels_decode(path) -> None:  # type: ignore[no-untyped-def]
     s = btf.load(path, index_cache=False)
