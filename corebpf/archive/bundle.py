@@ -69,7 +69,7 @@ def minimize_entry(entry: KernelEntry, objects: Sequence[str]) -> tuple[bytes, i
     from ..core import Target
 
     raw = read_btf(entry)
-    spec = from_bytes(raw, source=entry.path)
+    spec = from_bytes(raw, source=entry.path, index_names=True)
     m = Minimizer(Target(spec))
     relocations = len(m.add_objects(load_object(p) for p in objects))
     return m.to_bytes(), m.type_count, relocations

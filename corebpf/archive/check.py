@@ -223,7 +223,7 @@ def check_kernel(entry: KernelEntry, objects: Sequence[str]) -> KernelCheck:
     row = KernelCheck(kernel=entry.release or os.path.basename(path), path=path,
                       distro=entry.distro, version=entry.version, arch=entry.arch)
     try:
-        target = Target(from_bytes(read_btf(entry), source=path))
+        target = Target(from_bytes(read_btf(entry), source=path, index_names=True))
     except Exception as e:  # whatever a corrupt file raises: this kernel fails, others go on
         text = str(e) if isinstance(e, Error) else f"{type(e).__name__}: {e}"
         row.error = text if path in text else f"{path}: {text}"

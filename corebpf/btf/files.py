@@ -89,7 +89,8 @@ def unwrap(data: bytes, source: str = "<bytes>") -> tuple[bytes, str]:
 
 
 def load(
-    path: str | os.PathLike[str], *, base: Spec | None = None, index_cache: bool | None = None
+    path: str | os.PathLike[str], *, base: Spec | None = None, index_cache: bool | None = None,
+    index_names: bool = False,
 ) -> Spec:
     """Open BTF from a file in any supported container.
 
@@ -133,7 +134,7 @@ def load(
             except BTFError:
                 pass
     if spec is None:
-        spec = Spec(raw, base=base, source=source)
+        spec = Spec(raw, base=base, source=source, index_names=index_names)
         if cache_file is not None:
             _write_index(cache_file, spec)
     if copy_file is not None and cache_file is not None:
@@ -214,10 +215,11 @@ def _write_index(cache_file: str, spec: Spec) -> None:
                   _INDEX_MAGIC + spec.offsets.tobytes() + keys.tobytes() + ids.tobytes())
 
 
-def from_bytes(data: bytes, *, base: Spec | None = None, source: str = "<bytes>") -> Spec:
+def from_bytes(data: bytes, *, base: Spec | None = None, source: str = "<bytes>",
+               index_names: bool = False) -> Spec:
     """Parse BTF held in memory (raw, ELF or compressed)."""
     raw, source = unwrap(data, source)
-    return Spec(raw, base=base, source=source)
+    return Spec(raw, base=base, source=source, index_names=index_names)
 
 
 def kernel() -> Spec:

@@ -127,7 +127,9 @@ class Spec:
     """Types of one BTF blob (optionally split on a ``base`` Spec).
 
     Type ids are global: a split spec's first id is its base's type count, and ids below
-    it are answered by the base, as libbpf does for module BTF.
+    it are answered by the base, as libbpf does for module BTF. ``index_names`` records
+    every type's name offset in the indexing pass, for callers about to search many names
+    (CO-RE relocation, minimizing); without it the first searches scan the type section.
     """
 
     def __init__(
@@ -138,6 +140,7 @@ class Spec:
         source: str = "<bytes>",
         _offsets: array[int] | None = None,
         _by_name: tuple[array[int], array[int]] | None = None,
+        index_names: bool = False,
     ):
         self.source = source
         self.base = base
@@ -209,8 +212,8 @@ class Spec:
         self._words = words
         column: bytes | None = None
         if _offsets is None:
-            _offsets, names = self._index(words)
-            column = names.tobytes()
+            _offsets, names = self._index(words, index_names)
+            column = names.tobytes() if names is not None else None
         else:
             self._check_index(words, _offsets)
         self._offsets = _offsets
@@ -237,26 +240,33 @@ class Spec:
 
     # -- indexing ------------------------------------------------------------------
 
-    def _index(self, words: array[int] | memoryview) -> tuple[array[int], array[int]]:
-        """Each record's word offset and name offset, in one pass.
+    def _index(self, words: array[int] | memoryview, with_names: bool
+               ) -> tuple[array[int], array[int] | None]:
+        """Each record's word offset (and with ``with_names`` its name offset), in one
+        pass.
 
         A record's length depends only on its info word, and a kernel has a few hundred
         distinct info words: a dict of info -> length beats decoding kind and vlen. The
-        name column costs a quarter of the pass and saves every name search a scan of the
-        whole type section."""
+        name column costs a quarter of the pass and saves every later name search a scan
+        of the whole type section: worth it for the many searches of CO-RE, not for one."""
         offsets = array("I")
         append = offsets.append
-        names = array("I")
-        name_append = names.append
+        names = array("I") if with_names else None
+        name_append = names.append if names is not None else None
         steps: dict[int, int] = {}
         n = len(words)
         i = 0
         while True:
             try:
-                while i < n:
-                    append(i)
-                    name_append(words[i])
-                    i += steps[words[i + 1]]
+                if name_append is not None:
+                    while i < n:
+                        append(i)
+                        name_append(words[i])
+                        i += steps[words[i + 1]]
+                else:
+                    while i < n:
+                        append(i)
+                        i += steps[words[i + 1]]
                 break
             except KeyError as miss:
                 info = miss.args[0]
@@ -403,9 +413,12 @@ class Spec:
         """The own types named at any of these string offsets, in one C-level pass over
         the name column: cheaper than a search of the column per offset past a few."""
         wanted.difference_update(self._ids_found)
-        col_bytes = self._name_column
-        if col_bytes is None or self._by_name is not None or len(wanted) < _ID_SCANS:
+        if self._by_name is not None or len(wanted) < _ID_SCANS:
             return
+        if self._name_column is None:
+            self._build_name_column()
+        col_bytes = self._name_column
+        assert col_bytes is not None
         col = memoryview(col_bytes).cast("I")
         found: dict[int, list[int]] = {off: [] for off in wanted}
         first = self.first_id
@@ -546,6 +559,14 @@ class Spec:
             )
         return self._by_name
 
+    def _build_name_column(self) -> None:
+        """Several lookups: one pass gathers every record's name offset into a packed
+        column, 6x smaller than the type section and free of false hits."""
+        offsets = self._offsets
+        col = array("I", itemgetter(*offsets)(self._words) if len(offsets) > 1 else
+                    [self._words[o] for o in offsets])
+        self._name_column = col.tobytes()
+
     def _ids_with_name_offset(self, name_off: int) -> list[int]:
         """Own types whose name_off is ``name_off``: search the raw words, keep headers."""
         prefetched = self._ids_found.get(name_off)
@@ -560,12 +581,7 @@ class Spec:
             return sorted(ids[lo:hi])
         self._name_lookups += 1
         if self._name_column is None and self._name_lookups > 1:
-            # Several lookups: one pass gathers every record's name offset into a packed
-            # column, 6x smaller than the type section and free of false hits.
-            offsets = self._offsets
-            col = array("I", itemgetter(*offsets)(self._words) if len(offsets) > 1 else
-                        [self._words[o] for o in offsets])
-            self._name_column = col.tobytes()
+            self._build_name_column()
         col_bytes = self._name_column
         if col_bytes is not None:
             needle = array("I", [name_off]).tobytes()

@@ -56,7 +56,7 @@ def load_object(path: str | os.PathLike[str]) -> ObjectSpec:
 
 @lru_cache(maxsize=2)
 def _base(path: str, mtime_ns: int, size: int) -> Spec:
-    return load(path)
+    return load(path, index_names=True)
 
 
 def _load_base(path: str | os.PathLike[str]) -> Spec:
@@ -85,9 +85,9 @@ def minimize_file(object_paths: Sequence[str | os.PathLike[str]],
     target: Target
     if base is not None:
         vmlinux = _load_base(base)
-        target = Target(vmlinux, [load(btf_path, base=vmlinux)])
+        target = Target(vmlinux, [load(btf_path, base=vmlinux, index_names=True)])
     else:
-        vmlinux = load(btf_path)
+        vmlinux = load(btf_path, index_names=True)
         target = Target(vmlinux, [load(m, base=vmlinux) for m in modules])
     m = Minimizer(target, keep_decl_tags=keep_decl_tags)
     relocations = len(m.add_objects(objects))

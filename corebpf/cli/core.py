@@ -50,8 +50,8 @@ def run_relocate(args: argparse.Namespace) -> int:
     from ..obj import ObjectSpec
 
     obj = ObjectSpec.load(args.object)
-    vmlinux = load(args.target)
-    target = Target(vmlinux, [load(m, base=vmlinux) for m in args.module])
+    vmlinux = load(args.target, index_names=True)
+    target = Target(vmlinux, [load(m, base=vmlinux, index_names=True) for m in args.module])
     reports, _ = relocate(obj, target)
     out = sys.stdout
     if args.json:
