@@ -96,7 +96,9 @@ def load(
 
     With ``index_cache`` (default: on unless ``COREBPF_NO_CACHE`` is set) the type offset
     index of a raw BTF file is kept in the user's cache directory, keyed by the file's
-    identity, so that the next process skips the indexing pass.
+    identity, so that the next process skips the indexing pass; for the kernel's own BTF
+    (sysfs, keyed by this boot) a copy of the bytes is kept too. ``index_names`` records
+    every type's name offset while indexing, for callers about to search many names.
     """
     source = str(path)
     if index_cache is None:
