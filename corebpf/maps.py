@@ -32,6 +32,7 @@ from .sys.calls import (
     BatchEnd,
     BPFCommand,
     bpf,
+    btf_get_fd_by_id,
     btf_load,
     map_batch,
     map_create,
@@ -214,13 +215,6 @@ def _round8(n: int) -> int:
 # -- map BTF from the kernel (pure attr builders; candidates for corebpf.sys) ------------
 
 
-def _btf_get_fd_by_id(btf_id: int) -> FD:
-    """BPF_BTF_GET_FD_BY_ID."""
-    attr = bytearray(16)
-    struct.pack_into("I", attr, 0, btf_id)
-    return FD(bpf(BPFCommand.BTF_GET_FD_BY_ID, attr))
-
-
 def _btf_raw(fd: int) -> bytes:
     """The BTF blob behind a BTF fd (BPF_OBJ_GET_INFO_BY_FD, struct bpf_btf_info): asked
     once for its size, then for its bytes."""
@@ -242,7 +236,7 @@ def _btf_raw(fd: int) -> bytes:
 def _kernel_map_btf(btf_id: int) -> Spec | None:
     """The BTF a map was created with, or None when the kernel will not give it."""
     try:
-        with _btf_get_fd_by_id(btf_id) as fd:
+        with btf_get_fd_by_id(btf_id) as fd:
             raw = _btf_raw(fd.fd)
         return Spec(raw, source=f"btf id {btf_id}")
     except (OSError, Error):

@@ -399,8 +399,7 @@ def dump_maps(coll: Collection) -> dict[str, list[dict[str, Any]]]:
             continue
         kid, vid = (m.key_type_id, m.value_type_id) if spec is not None else (0, 0)
         try:
-            mp = Map.from_fd(lm.fd.fd, btf=spec, key_type_id=kid, value_type_id=vid,
-                             load_btf=False)
+            mp = lm.as_map()
         except (BTFError, CodecError):  # types this codec cannot lay out: bytes
             mp, kid, vid = Map.from_fd(lm.fd.fd, load_btf=False), 0, 0
         with mp:

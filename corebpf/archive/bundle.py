@@ -28,7 +28,14 @@ from typing import Any
 from .._record import field, record
 from ..errors import ArchiveError
 from .parallel import map_kernels
-from .sources import KernelEntry, discover, normalize_arch, os_release, read_btf
+from .sources import (
+    KernelEntry,
+    discover,
+    file_sha256,
+    normalize_arch,
+    os_release,
+    read_btf,
+)
 
 BUNDLE_FORMAT = "corebpf-btf-bundle"
 BUNDLE_VERSION = 1
@@ -145,7 +152,7 @@ def build_bundle(objects: Sequence[str | os.PathLike[str]],
                                   sha, len(data), types, relocations))
     index = {
         "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION,
-        "objects": [{"name": os.path.basename(p), "sha256": _sha256_file(p)} for p in paths],
+        "objects": [{"name": os.path.basename(p), "sha256": file_sha256(p)} for p in paths],
         "kernels": [r.to_json() for r in rows],
         "skipped": [{"path": p, "error": e} for p, e in skipped],
     }
@@ -160,11 +167,6 @@ def build_bundle(objects: Sequence[str | os.PathLike[str]],
         raise ArchiveError(f"{out}: cannot write: {e.strerror}") from None
     return BundleReport(out, len(rows), len(blobs), raw_bytes,
                         sum(len(b) for b in blobs.values()), os.path.getsize(out), skipped)
-
-
-def _sha256_file(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 # -- reading and lookup ------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 from .._record import field, record
 from ..errors import ArchiveError
 from .parallel import map_kernels
-from .sources import KernelEntry, discover, read_btf
+from .sources import KernelEntry, discover, file_sha256, read_btf
 
 INDEX_FORMAT = "corebpf-archive-index"
 INDEX_VERSION = 1
@@ -103,14 +103,6 @@ class ArchiveIndex:
         return cls.from_json(doc, os.fspath(path))
 
 
-def _file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def index_kernel(entry: KernelEntry) -> IndexedKernel:
     """One kernel indexed: its BTF read and its types counted (a worker's job)."""
     from ..btf import from_bytes
@@ -125,7 +117,7 @@ def index_kernel(entry: KernelEntry) -> IndexedKernel:
         raise ArchiveError(f"{entry.path}: {e}") from None
     return IndexedKernel(
         distro=entry.distro, version=entry.version, arch=entry.arch, release=entry.release,
-        path=entry.path, kind=entry.kind, sha256=_file_sha256(entry.path),
+        path=entry.path, kind=entry.kind, sha256=file_sha256(entry.path),
         size=os.path.getsize(entry.path), btf_sha256=hashlib.sha256(raw).hexdigest(),
         btf_size=len(raw), types=types)
 

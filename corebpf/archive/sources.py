@@ -237,6 +237,17 @@ def read_btf(entry: KernelEntry | str | os.PathLike[str], *, max_size: int = MAX
     return raw
 
 
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """A file's sha256, read in chunks (kernel packages weigh ~100 MB)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 # -- safe extraction ---------------------------------------------------------------------
 
 
@@ -332,6 +343,7 @@ __all__ = [
     "KernelEntry",
     "discover",
     "entry_for",
+    "file_sha256",
     "normalize_arch",
     "os_release",
     "read_btf",

@@ -267,6 +267,11 @@ def link_get_fd_by_id(link_id: int) -> FD:
     return _get_fd_by_id(BPFCommand.LINK_GET_FD_BY_ID, link_id)
 
 
+def btf_get_fd_by_id(btf_id: int) -> FD:
+    """BPF_BTF_GET_FD_BY_ID: a new fd for a loaded BTF object (a map's, the kernel's)."""
+    return _get_fd_by_id(BPFCommand.BTF_GET_FD_BY_ID, btf_id)
+
+
 class ProgLoadResult:
     """A loaded program's fd plus the verifier log (when one was requested)."""
 
