@@ -103,17 +103,18 @@ def load(
     source = str(path)
     if index_cache is None:
         index_cache = not os.environ.get("COREBPF_NO_CACHE")
-    copy_file = None
+    copy_file = key = None
     try:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
             data = None
-            if index_cache and os.path.realpath(path).startswith("/sys/"):
+            if index_cache:
+                key = _cache_path(path, st)
+            if key is not None and os.path.realpath(path).startswith("/sys/"):
                 # sysfs hands BTF out a page per read(2): a copy kept beside the index
                 # (same key: this boot) is one read of a regular file
-                key = _cache_path(path, st)
-                copy_file = key[:-4] + ".btf" if key else None
-                data = _read_copy(copy_file, st.st_size) if copy_file else None
+                copy_file = key[:-4] + ".btf"
+                data = _read_copy(copy_file, st.st_size)
                 if data is not None:  # one page of the real thing must agree
                     head = f.read(4096)
                     data = data if data.startswith(head) else None
@@ -125,7 +126,7 @@ def load(
     except OSError as e:
         raise BTFError(f"cannot read: {e.strerror}", source=source) from None
     raw, source = unwrap(data, source)
-    cache_file = _cache_path(path, st) if index_cache and raw is data else None
+    cache_file = key if raw is data else None
     spec: Spec | None = None
     if cache_file is not None:
         cached = _read_index(cache_file)

@@ -141,17 +141,18 @@ class Minimizer:
             name for obj in objects if obj.btf is not None and obj.btf_ext is not None
             for name in root_names(obj.btf, (r for recs in obj.btf_ext.core_relos.values()
                                              for r in recs)))
-        return [n for obj in objects for n in self.add_object(obj)]
+        return [n for obj in objects for n in self._add_object(obj)]
 
     def add_object(self, obj: ObjectSpec) -> list[RelocationNeeds]:
         """Record every CO-RE relocation of ``obj`` (all of .BTF.ext, whether or not its
         program is loaded by default, as bpftool does)."""
+        return self.add_objects([obj])
+
+    def _add_object(self, obj: ObjectSpec) -> list[RelocationNeeds]:
         out: list[RelocationNeeds] = []
         if obj.btf is None or obj.btf_ext is None:
             return out
         local = obj.btf
-        self.target.prefetch(local, (r for recs in obj.btf_ext.core_relos.values()
-                                     for r in recs))
         for sec, records in obj.btf_ext.core_relos.items():
             for rec in records:
                 try:
