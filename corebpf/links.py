@@ -30,7 +30,6 @@ class Link:
         self.fd = fd
         self.description = description
         self._detach = detach
-
         self.pinned: str | None = None
 
     def pin(self, path: str) -> None:

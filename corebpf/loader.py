@@ -42,12 +42,9 @@ from .sys.fs import possible_cpu_count
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from .maps import Map
-
-TYPE_CHECKING = False
-
-if TYPE_CHECKING:
     from typing import Any
+
+    from .maps import Map
 
 INSN = struct.Struct("<BBhi")
 BPF_PSEUDO_MAP_FD = 1

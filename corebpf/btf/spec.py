@@ -59,6 +59,7 @@ MAX_RESOLVE_DEPTH: Final = 32
 #: Composite nesting deeper than this is treated as a reference cycle.
 MAX_NESTING: Final = 256
 
+
 def _trie_pattern(words: Iterable[bytes]) -> bytes:
     """A regular expression matching exactly ``words``, as a prefix tree: at each
     position the engine checks one byte per level instead of trying every word."""
@@ -87,6 +88,7 @@ def _trie_pattern(words: Iterable[bytes]) -> bytes:
 _STRING_SCANS = 48
 #: name offsets searched one by one before one pass over the name column pays
 _ID_SCANS = 8
+
 _HEADER = {e: struct.Struct(e + "HBBIIIII") for e in "<>"}
 _NATIVE: Final = "<" if sys.byteorder == "little" else ">"
 
