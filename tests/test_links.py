@@ -138,7 +138,7 @@ def _trampolines_refused() -> str | None:
     except VerifierError as e:
         if e.errno == 1:
             return ("this kernel refuses BPF trampoline programs (fentry/fexit/fmod_ret/lsm) "
-                    "with EPERM even for root (kernel lockdown); bpftool fails the same way")
+                    "with EPERM even for root; `bpftool prog load` fails the same way")
         raise
     return None
 
