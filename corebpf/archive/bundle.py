@@ -32,8 +32,7 @@ from .sources import (
     KernelEntry,
     discover,
     file_sha256,
-    normalize_arch,
-    os_release,
+    machine_key,
     read_btf,
 )
 
@@ -268,14 +267,8 @@ class Bundle:
         the same arch and release that all share one blob (the same kernel packaged for
         another distro version) are a match too. None when nothing fits.
         """
-        if distro is None or version is None:
-            osr = os_release()
-            distro = osr.get("ID", "") if distro is None else distro
-            version = osr.get("VERSION_ID", "") if version is None else version
-        u = os.uname()
-        arch = normalize_arch(arch if arch is not None else u.machine)
-        release = u.release if release is None else release
-        want = (distro, version, arch, release)
+        want = machine_key(distro, version, arch, release)
+        arch, release = want[2], want[3]
         for k in self.kernels:
             if k.key == want:
                 return Match(k, "exact", self.blob(k.btf))
@@ -327,11 +320,7 @@ def core_btf_for(bundle: str | os.PathLike[str], *,
     b = Bundle.open(bundle)
     match = b.lookup(**key)
     if match is None:
-        osr = os_release()
-        u = os.uname()
-        want = [key.get("distro") or osr.get("ID", ""),
-                key.get("version") or osr.get("VERSION_ID", ""),
-                normalize_arch(key.get("arch") or u.machine), key.get("release") or u.release]
+        want = machine_key(**key)
         raise ArchiveError(f"{b.path}: no BTF for {'/'.join(want)} (and the kernel has no "
                            f"{kernel_btf})")
     return match.btf

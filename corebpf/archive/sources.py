@@ -147,13 +147,26 @@ def os_release(path: str = "/etc/os-release") -> dict[str, str]:
     return out
 
 
-def running_kernel(path: str = "/sys/kernel/btf/vmlinux") -> KernelEntry:
-    """This machine as an archive entry: /etc/os-release's ID and VERSION_ID, the
-    architecture and ``uname -r``, the key a lookup would use here."""
-    osr = os_release()
+def machine_key(distro: str | None = None, version: str | None = None,
+                arch: str | None = None, release: str | None = None
+                ) -> tuple[str, str, str, str]:
+    """(distro, version, arch, release) with each one left out read from this machine:
+    /etc/os-release's ID and VERSION_ID, ``uname -m`` and ``uname -r``, the key Tracee
+    and Inspektor Gadget use for BTFHub."""
+    if distro is None or version is None:
+        osr = os_release()
+        distro = osr.get("ID", "") if distro is None else distro
+        version = osr.get("VERSION_ID", "") if version is None else version
     u = os.uname()
-    return KernelEntry(path, distro=osr.get("ID", ""), version=osr.get("VERSION_ID", ""),
-                       arch=normalize_arch(u.machine), release=u.release, kind=RAW)
+    return (distro, version, normalize_arch(arch if arch is not None else u.machine),
+            u.release if release is None else release)
+
+
+def running_kernel(path: str = "/sys/kernel/btf/vmlinux") -> KernelEntry:
+    """This machine as an archive entry, keyed as a lookup here would look it up."""
+    distro, version, arch, release = machine_key()
+    return KernelEntry(path, distro=distro, version=version, arch=arch, release=release,
+                       kind=RAW)
 
 
 def _arch_from_release(release: str) -> str:
@@ -344,6 +357,7 @@ __all__ = [
     "discover",
     "entry_for",
     "file_sha256",
+    "machine_key",
     "normalize_arch",
     "os_release",
     "read_btf",
