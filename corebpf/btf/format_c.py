@@ -82,6 +82,9 @@ _LONG_NAMES = frozenset({
 })
 # Indentation: one tab per level, at most 13 (deeper levels print like the 13th).
 _MAX_INDENT = 13
+#: Most padding one gap may need: real kernels' largest is 520,768 bits (a member
+#: aligned to 64 KiB pages on arm64); a gap 32x that is taken for corruption.
+_MAX_PADDING_BITS = 1 << 24
 _INDENT = tuple("\t" * min(i, _MAX_INDENT) for i in range(_MAX_INDENT + 2))
 _NL_INDENT = tuple("\n" + s for s in _INDENT)
 # A declarator chain longer than this is a reference cycle (libbpf would loop forever).
@@ -717,6 +720,12 @@ class _Printer:
         """
         if cur >= nxt:
             return
+        if nxt - cur > _MAX_PADDING_BITS:
+            # one "long: 64;" line per 64 bits: a corrupt offset or size of 2**31 bits
+            # would be 33 million lines held in memory
+            raise BTFError(f"{nxt - cur} bits of padding before bit {nxt} of a struct or "
+                           f"union (more than {_MAX_PADDING_BITS}): corrupt member offset "
+                           "or size", source=self.source)
         ind = _NL_INDENT[lvl if lvl <= _MAX_INDENT else _MAX_INDENT]
         units = (("long", 8 * self.ptr_size), ("int", 32), ("short", 16), ("char", 8))
         unit_name, unit = units[-1]

@@ -149,3 +149,26 @@ def test_huge_compressed_input_is_bounded(monkeypatch) -> None:  # type: ignore[
         assert "decompresses to more than" in str(e)
     else:
         raise AssertionError("no error")
+
+
+def test_huge_padding_is_refused_not_printed() -> None:
+    """A corrupt member offset or struct size would need millions of padding lines in
+    the C dump (found by this file's fuzzing: 24 GB before): BTFError instead. Real
+    kernels' largest gap, 520,768 bits, still prints."""
+    import pytest
+
+    from corebpf.btf.format_c import to_c
+    from corebpf.btf.writer import Builder
+
+    def printed(size: int, offset: int) -> str:
+        b = Builder()
+        b.add(btf.Int("int", 4, btf.IntEncoding.SIGNED, 0, 32))
+        b.add(btf.Struct("s", size, [btf.Member("a", 1, 0), btf.Member("b", 1, offset)]))
+        return to_c(btf.from_bytes(b.encode(), source="pad.btf"))
+
+    text = printed(520_768 // 8 + 8, 520_768 + 32)
+    assert text.count("long: 64;") >= 520_768 // 64 - 2 and "int b;" in text
+    with pytest.raises(BTFError, match=r"pad\.btf.*bits of padding before bit 2147483648"):
+        printed(0x10000008, 1 << 31)
+    with pytest.raises(BTFError, match="bits of padding"):
+        printed(0x80000000, 32)  # the size alone
