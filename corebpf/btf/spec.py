@@ -56,6 +56,14 @@ BTF_MAGIC: Final = 0xEB9F
 HEADER_LEN: Final = 24
 #: libbpf gives up following typedefs/modifiers/arrays after this many steps.
 MAX_RESOLVE_DEPTH: Final = 32
+#: a composite's member names: first index by name, anonymous indexes, all names
+_Layout: TypeAlias = "tuple[dict[str, int], tuple[int, ...], tuple[str, ...]]"
+_MOD_KINDS: Final = frozenset({Kind.TYPEDEF, Kind.CONST, Kind.VOLATILE, Kind.RESTRICT,
+                               Kind.TYPE_TAG})
+#: kinds whose record's third word is their size, and those whose is a type they refer to
+_SIZED_KINDS: Final = frozenset({Kind.INT, Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64,
+                                 Kind.DATASEC, Kind.FLOAT})
+_REF_KINDS: Final = _MOD_KINDS | {Kind.VAR, Kind.DECL_TAG}
 #: Composite nesting deeper than this is treated as a reference cycle.
 MAX_NESTING: Final = 256
 
@@ -239,6 +247,8 @@ class Spec:
         self._str_found: dict[bytes, list[int]] = {}
         self._str_prefixed: dict[bytes, dict[bytes, list[int]]] = {}
         self._ids_found: dict[int, list[int]] = {}
+        self._member_idx: dict[int, _Layout] = {}
+        self._layouts: dict[bytes, _Layout] = {}
 
     # -- indexing ------------------------------------------------------------------
 
@@ -695,26 +705,36 @@ class Spec:
                        source=self.source)
 
     def size_of(self, type_id: int) -> int:
-        """Size in bytes (libbpf's btf__resolve_size)."""
+        """Size in bytes (libbpf's btf__resolve_size), read from the records without
+        decoding them (sizing an embedded 250-member struct needs one word of it)."""
         start = type_id
         nelems = 1
+        owner = self
         for _ in range(MAX_RESOLVE_DEPTH):
-            t = self.type(type_id)
-            if isinstance(t, Int | Struct | Union | Enum | Enum64 | Datasec | Float):
-                size = t.size
+            while type_id < owner.first_id and owner.base is not None:
+                owner = owner.base
+            if type_id == 0:
+                raise BTFError(f"type [{start}]: UNKN '' has no size", source=self.source)
+            i = owner._record(type_id)
+            w = owner._words
+            kind = (w[i + 1] >> 24) & 0x1F
+            if kind in _SIZED_KINDS:
+                size = w[i + 2]
                 break
-            if isinstance(t, Pointer):
+            if kind == Kind.PTR:
                 size = self.pointer_size
                 break
-            if isinstance(t, Typedef | Volatile | Const | Restrict | Var | DeclTag | TypeTag):
-                type_id = t.type
+            if kind in _REF_KINDS:
+                type_id = w[i + 2]
                 continue
-            if isinstance(t, Array):
-                if nelems and t.nelems > 0xFFFFFFFF // nelems:
+            if kind == Kind.ARRAY:
+                n = w[i + 5]
+                if nelems and n > 0xFFFFFFFF // nelems:
                     raise BTFError(f"type [{start}]: array size overflows", source=self.source)
-                nelems *= t.nelems
-                type_id = t.type
+                nelems *= n
+                type_id = w[i + 3]
                 continue
+            t = owner.type(type_id)
             raise BTFError(
                 f"type [{start}]: {t.kind.name} {t.name!r} has no size", source=self.source
             )
@@ -723,6 +743,102 @@ class Spec:
         if nelems and size > 0xFFFFFFFF // nelems:
             raise BTFError(f"type [{start}]: size overflows", source=self.source)
         return nelems * size
+
+    # -- raw reads: a few words of a record instead of the decoded type ------------------
+    # CO-RE matching walks every copy of task_struct & co. in old kernels' undeduplicated
+    # BTF (476 in CentOS 8's); decoding a 250-member struct costs more than matching it.
+
+    def resolve_kind(self, type_id: int, limit: int = MAX_RESOLVE_DEPTH
+                     ) -> tuple[int, int] | None:
+        """(id, kind) after typedefs and modifiers (skip_mods_and_typedefs), or None when
+        the chain is longer than ``limit``."""
+        owner = self
+        for _ in range(limit):
+            if type_id == 0:
+                return 0, 0
+            while type_id < owner.first_id and owner.base is not None:
+                owner = owner.base
+            try:  # ids >= 1 and not below a base: the offset cannot be negative
+                i = owner._offsets[type_id - owner.first_id]
+            except IndexError:
+                i = owner._record(type_id)  # raises NotFoundError
+            w = owner._words
+            kind = (w[i + 1] >> 24) & 0x1F
+            if kind not in _MOD_KINDS:
+                return type_id, kind
+            type_id = w[i + 2]
+        return None
+
+    def vlen(self, type_id: int) -> int:
+        """A record's vlen: members, enum values, parameters or variables."""
+        if type_id == 0:
+            return 0
+        owner = self
+        while type_id < owner.first_id and owner.base is not None:
+            owner = owner.base
+        return owner._words[owner._record(type_id) + 1] & 0xFFFF
+
+    def member(self, type_id: int, index: int) -> Member:
+        """Member ``index`` of a struct or union, decoded alone."""
+        t = self._types.get(type_id)
+        if t is not None and isinstance(t, Struct | Union) and 0 <= index < len(t.members):
+            return t.members[index]
+        owner = self
+        while type_id < owner.first_id and owner.base is not None:
+            owner = owner.base
+        i = owner._record(type_id)
+        w = owner._words
+        info = w[i + 1]
+        if (info >> 24) & 0x1F not in (Kind.STRUCT, Kind.UNION) or not \
+                0 <= index < info & 0xFFFF:
+            raise BTFError(f"type [{type_id}] has no member #{index}", source=self.source)
+        j = i + 3 + 3 * index
+        name = _str_of(owner, w[j])
+        if info >> 31:
+            off = w[j + 2]
+            return Member(name, w[j + 1], off & 0xFFFFFF, off >> 24)
+        return Member(name, w[j + 1], w[j + 2])
+
+    def member_index(self, type_id: int) -> tuple[dict[str, int], tuple[int, ...]]:
+        """A struct's or union's first member index by name, and its anonymous members'
+        indexes."""
+        layout = self._layout(type_id)
+        return layout[0], layout[1]
+
+    def member_names(self, type_id: int) -> tuple[str, ...]:
+        """A struct's or union's member names, in order."""
+        return self._layout(type_id)[2]
+
+    def _layout(self, type_id: int) -> _Layout:
+        """What a composite's member names say, shared by every composite with the same
+        name offsets (the copies of one struct in undeduplicated BTF): each copy costs a
+        slice of its record."""
+        owner = self
+        while type_id < owner.first_id and owner.base is not None:
+            owner = owner.base
+        got = owner._member_idx.get(type_id)
+        if got is not None:
+            return got
+        i = owner._record(type_id)
+        w = owner._words
+        info = w[i + 1]
+        if (info >> 24) & 0x1F not in (Kind.STRUCT, Kind.UNION):
+            raise BTFError(f"type [{type_id}] is not a struct or union", source=self.source)
+        name_offs = w[i + 3 : i + 3 + 3 * (info & 0xFFFF) : 3]
+        key = name_offs.tobytes()
+        got = owner._layouts.get(key)
+        if got is None:
+            names = tuple([_str_of(owner, off) for off in name_offs])
+            by_name: dict[str, int] = {}
+            anon = []
+            for idx, name in enumerate(names):
+                if name:
+                    by_name.setdefault(name, idx)
+                else:
+                    anon.append(idx)
+            got = owner._layouts[key] = (by_name, tuple(anon), names)
+        owner._member_idx[type_id] = got
+        return got
 
     def align_of(self, type_id: int) -> int:
         """Alignment in bytes (libbpf's btf__align_of); 1 for packed composites."""

@@ -40,7 +40,7 @@ from ..btf import types as bt
 from ..btf.writer import Builder
 from ..core import Candidate, CoreError, CoreSpec, Target, parse_spec, spec_match
 from ..core.engine import root_names
-from ..core.relo import calc_relo, essential_name, skip_mods_and_typedefs
+from ..core.relo import calc_local, calc_relo, essential_name, skip_mods_and_typedefs
 from ..errors import BTFError
 from ..obj.btf_ext import RelocKind
 from ..obj.object import ObjectSpec
@@ -109,6 +109,9 @@ class Minimizer:
         self._relos: dict[_CandKey, list[_Relocation]] = {}
         # type relocations' candidates that did not match, by key: spec, id, local specs
         self._unmatched: dict[int, tuple[Spec, int, list[CoreSpec]]] = {}
+        # target specs per local access path: every field kind on one field (offset,
+        # size, signedness, ...) matches the candidates alike
+        self._matched: dict[tuple[Spec, int, tuple[int, ...], int], list[CoreSpec | None]] = {}
 
     # -- sources and keys ------------------------------------------------------------
 
@@ -192,11 +195,15 @@ class Minimizer:
         if cands is None:
             cands = self._cands[ck] = self.target.candidates(local_spec.btf,
                                                              local_spec.root_type_id)
-        specs: list[CoreSpec | None] = []
+        mkey = (local_spec.btf, local_spec.root_type_id, tuple(local_spec.raw_spec),
+                 -1 if kind.is_field else int(kind))
+        specs = self._matched.get(mkey)
+        if specs is None:
+            specs = self._matched[mkey] = [
+                spec_match(local_spec, cand.btf, cand.type_id) for cand in cands]
         verdicts: list[_Verdict] = []
-        for cand in cands:
-            cspec = spec_match(local_spec, cand.btf, cand.type_id)
-            specs.append(cspec)
+        local_side = calc_local(kind, local_spec, 0, big_endian)
+        for cand, cspec in zip(cands, specs, strict=True):
             if cspec is None:
                 verdicts.append(None)
                 if kind.is_type:
@@ -205,12 +212,14 @@ class Minimizer:
                         local_spec)
                 continue
             try:
-                res = calc_relo(kind, local_spec, cspec, 0, big_endian)
+                res = calc_relo(kind, local_spec, cspec, 0, big_endian, local_side)
                 verdicts.append((cspec.bit_offset, res.poison, res.new_val))
             except (CoreError, BTFError) as e:
                 verdicts.append(("error", type(e).__name__))
         self._relos.setdefault(ck, []).append(_Relocation(kind, specs, verdicts))
-        return [cs for cs in specs if cs is not None]
+        return [cs if cs.kind == kind else
+                CoreSpec(cs.btf, cs.root_type_id, kind, cs.spec, cs.raw_spec, cs.bit_offset)
+                for cs in specs if cs is not None]
 
     def _settle(self) -> None:
         """Record the candidates the output needs: each that matches some relocation,

@@ -17,6 +17,7 @@ from .relo import (
     CoreError,
     CoreSpec,
     RelocResult,
+    calc_local,
     calc_relo,
     essential_name,
     essential_name_len,
@@ -253,11 +254,12 @@ class Relocator:
         chosen: RelocResult | None = None
         chosen_spec: CoreSpec | None = None
         kept: list[Candidate] = []
+        local_side = calc_local(kind, local_spec, insn_idx, self.big_endian)
         for cand in cands:
             cspec = spec_match(local_spec, cand.btf, cand.type_id)
             if cspec is None:
                 continue
-            cres = calc_relo(kind, local_spec, cspec, insn_idx, self.big_endian)
+            cres = calc_relo(kind, local_spec, cspec, insn_idx, self.big_endian, local_side)
             if chosen is None:
                 chosen, chosen_spec = cres, cspec
             elif chosen_spec is not None and cspec.bit_offset != chosen_spec.bit_offset:

@@ -12,7 +12,7 @@ import struct
 from .._record import field, record
 from ..btf import Spec
 from ..btf import types as bt
-from ..errors import RelocationError
+from ..errors import BTFError, RelocationError
 from ..obj.btf_ext import CoreRelo, RelocKind
 
 SPEC_MAX_LEN = 64  # BPF_CORE_SPEC_MAX_LEN
@@ -55,6 +55,19 @@ def skip_mods_and_typedefs(btf: Spec, tid: int) -> tuple[int, bt.Type]:
             continue
         return tid, t
     raise CoreError(f"type [{tid}]: typedef/modifier chain too long")
+
+
+def _skip_kind(btf: Spec, tid: int) -> tuple[int, int]:
+    """skip_mods_and_typedefs without decoding anything: (id, kind)."""
+    got = btf.resolve_kind(tid, MAX_DEPTH + 1)
+    if got is None:
+        raise CoreError(f"type [{tid}]: typedef/modifier chain too long")
+    return got
+
+
+_COMPOSITE_KINDS = frozenset({K.STRUCT, K.UNION})
+#: kinds types_are_compat accepts on kind alone
+_SHALLOW_COMPAT_KINDS = frozenset({K.UNKN, K.STRUCT, K.UNION, K.ENUM, K.FWD, K.ENUM64})
 
 
 def _raw_word_after_header(btf: Spec, tid: int) -> int:
@@ -138,8 +151,7 @@ def _is_flex_arr(btf: Spec, acc: Accessor | None, arr: bt.Array) -> bool:
     """is_flex_arr: a zero-length array that is the last member of its struct."""
     if acc is None or not acc.name or arr.nelems > 0:
         return False
-    t = btf.type(acc.type_id)
-    return isinstance(t, bt.Struct | bt.Union) and acc.idx == len(t.members) - 1
+    return btf.kind(acc.type_id) in _COMPOSITE_KINDS and acc.idx == btf.vlen(acc.type_id) - 1
 
 
 def parse_access_string(s: str) -> list[int]:
@@ -234,24 +246,26 @@ def _names_match_essential(a: str, b: str) -> bool:
 
 
 def fields_are_compat(lbtf: Spec, lid: int, tbtf: Spec, tid: int) -> bool:
-    """bpf_core_fields_are_compat."""
+    """bpf_core_fields_are_compat (kinds read raw: an embedded struct is not decoded)."""
     for _ in range(10_000):
-        lid, lt = skip_mods_and_typedefs(lbtf, lid)
-        tid, tt = skip_mods_and_typedefs(tbtf, tid)
-        if isinstance(lt, bt.Struct | bt.Union) and isinstance(tt, bt.Struct | bt.Union):
+        lid, lk = _skip_kind(lbtf, lid)
+        tid, tk = _skip_kind(tbtf, tid)
+        if lk in _COMPOSITE_KINDS and tk in _COMPOSITE_KINDS:
             return True
-        if not kinds_core_compat(lt.kind, tt.kind):
+        if not kinds_core_compat(lk, tk):
             return False
-        if isinstance(lt, bt.Pointer | bt.Float):
+        if lk in (K.PTR, K.FLOAT):
             return True
-        if isinstance(lt, bt.Fwd | bt.Enum | bt.Enum64):
-            return _names_match_essential(lt.name, tt.name)
-        if isinstance(lt, bt.Int):
-            assert isinstance(tt, bt.Int)
+        if lk in (K.FWD, K.ENUM, K.ENUM64):
+            return _names_match_essential(lbtf.name(lid), tbtf.name(tid))
+        if lk == K.INT:
+            lt, tt = lbtf.type(lid), tbtf.type(tid)
+            assert isinstance(lt, bt.Int) and isinstance(tt, bt.Int)
             return lt.bit_offset == 0 and tt.bit_offset == 0
-        if isinstance(lt, bt.Array):
-            assert isinstance(tt, bt.Array)
-            lid, tid = lt.type, tt.type
+        if lk == K.ARRAY:
+            la, ta = lbtf.type(lid), tbtf.type(tid)
+            assert isinstance(la, bt.Array) and isinstance(ta, bt.Array)
+            lid, tid = la.type, ta.type
             continue
         return False
     raise CoreError("array nesting too deep")
@@ -266,12 +280,13 @@ def types_are_compat(lbtf: Spec, lid: int, tbtf: Spec, tid: int, level: int = 32
         depth -= 1
         if depth < 0:
             raise CoreError(f"type [{lid}]: compatibility check too deep")
-        lid, lt = skip_mods_and_typedefs(lbtf, lid)
-        tid, tt = skip_mods_and_typedefs(tbtf, tid)
-        if not kinds_core_compat(lt.kind, tt.kind):
+        lid, lk = _skip_kind(lbtf, lid)
+        tid, tk = _skip_kind(tbtf, tid)
+        if not kinds_core_compat(lk, tk):
             return False
-        if isinstance(lt, bt.Void | bt.Struct | bt.Union | bt.Enum | bt.Fwd | bt.Enum64):
+        if lk in _SHALLOW_COMPAT_KINDS:
             return True
+        lt, tt = lbtf.type(lid), tbtf.type(tid)
         if isinstance(lt, bt.Int):
             assert isinstance(tt, bt.Int)
             return lt.bit_offset == 0 and tt.bit_offset == 0
@@ -318,13 +333,25 @@ def types_match(lbtf: Spec, lid: int, tbtf: Spec, tid: int, behind_ptr: bool = F
         depth -= 1
         if depth < 0:
             raise CoreError("type match chain too deep")
-        lid, lt = skip_mods_and_typedefs(lbtf, lid)
-        tid, tt = skip_mods_and_typedefs(tbtf, tid)
-        if not _names_match(lt.name, tt.name):
+        lid, lk = _skip_kind(lbtf, lid)
+        tid, tk = _skip_kind(tbtf, tid)
+        if not _names_match(lbtf.name(lid), tbtf.name(tid)):
             return False
-        lk, tk = lt.kind, tt.kind
         if lk == K.UNKN:
             return lk == tk
+        if lk in _COMPOSITE_KINDS:  # before decoding: the target may be a huge struct
+            if behind_ptr:
+                if lk == tk:
+                    return True
+                if tk != K.FWD:
+                    return False
+                fwd = tbtf.type(tid)
+                assert isinstance(fwd, bt.Fwd)
+                return (lk == K.UNION) == fwd.is_union
+            if lk != tk:
+                return False
+            return _composites_match(lbtf, lid, tbtf, tid, behind_ptr, level)
+        lt, tt = lbtf.type(lid), tbtf.type(tid)
         if isinstance(lt, bt.Fwd):
             if behind_ptr:
                 if lk == tk:
@@ -339,17 +366,6 @@ def types_match(lbtf: Spec, lid: int, tbtf: Spec, tid: int, behind_ptr: bool = F
             if not isinstance(tt, bt.Enum | bt.Enum64):
                 return False
             return _enums_match(lt, tt)
-        if isinstance(lt, bt.Struct | bt.Union):
-            if behind_ptr:
-                if lk == tk:
-                    return True
-                if not isinstance(tt, bt.Fwd):
-                    return False
-                return (lk == K.UNION) == tt.is_union
-            if lk != tk:
-                return False
-            assert isinstance(tt, bt.Struct | bt.Union)
-            return _composites_match(lbtf, lt, tbtf, tt, behind_ptr, level)
         if isinstance(lt, bt.Int):
             if not isinstance(tt, bt.Int):
                 return False
@@ -382,15 +398,19 @@ def _enums_match(lt: bt.Enum | bt.Enum64, tt: bt.Enum | bt.Enum64) -> bool:
     return all(any(_names_match(lv.name, tv.name) for tv in tt.values) for lv in lt.values)
 
 
-def _composites_match(lbtf: Spec, lt: bt.Struct | bt.Union, tbtf: Spec,
-                      tt: bt.Struct | bt.Union, behind_ptr: bool, level: int) -> bool:
-    if len(lt.members) > len(tt.members):
+def _composites_match(lbtf: Spec, lid: int, tbtf: Spec, tid: int, behind_ptr: bool,
+                      level: int) -> bool:
+    lt = lbtf.type(lid)
+    assert isinstance(lt, bt.Struct | bt.Union)
+    tnames = tbtf.member_names(tid)
+    if len(lt.members) > len(tnames):
         return False
     for lm in lt.members:
-        for tm in tt.members:
-            if not _names_match(lm.name, tm.name):
+        for j, tname in enumerate(tnames):
+            if not _names_match(lm.name, tname):
                 continue
-            if types_match(lbtf, lm.type, tbtf, tm.type, behind_ptr, level - 1):
+            if types_match(lbtf, lm.type, tbtf, tbtf.member(tid, j).type, behind_ptr,
+                           level - 1):
                 break
         else:
             return False
@@ -399,51 +419,27 @@ def _composites_match(lbtf: Spec, lt: bt.Struct | bt.Union, tbtf: Spec,
 
 # -- matching a local spec against one candidate ----------------------------------------
 
-def _member_index(tbtf: Spec, tid: int, tt: bt.Struct | bt.Union
-                  ) -> tuple[dict[str, int], tuple[int, ...]]:
-    """A target struct's first member index by name, and its anonymous members' indexes:
-    built once per target type, so matching a field into a 250-member task_struct is a
-    dict lookup rather than a walk over every member before it."""
-    cache: dict[int, tuple[dict[str, int], tuple[int, ...]]] | None = getattr(
-        tbtf, "_core_member_index", None)
-    if cache is None:
-        cache = {}
-        tbtf._core_member_index = cache  # type: ignore[attr-defined]
-    got = cache.get(tid)
-    if got is None:
-        by_name: dict[str, int] = {}
-        anon = []
-        for i, m in enumerate(tt.members):
-            if m.name:
-                by_name.setdefault(m.name, i)
-            else:
-                anon.append(i)
-        got = cache[tid] = (by_name, tuple(anon))
-    return got
-
-
 def _match_member(lbtf: Spec, lacc: Accessor, tbtf: Spec, tid: int,
                   spec: CoreSpec) -> tuple[bool, int]:
     """bpf_core_match_member: (found, next target type id); raises on errors.
 
     libbpf walks the members in order, descending into each anonymous one, until the
-    first member of the wanted name; here that member comes from an index and only the
-    anonymous members before it are searched, in the same order."""
-    tid, tt = skip_mods_and_typedefs(tbtf, tid)
-    if not isinstance(tt, bt.Struct | bt.Union):
+    first member of the wanted name; here that member comes from an index (shared by
+    every struct with the same member names) and only the anonymous members before it
+    are searched, in the same order. Target members are read one at a time."""
+    tid, kind = _skip_kind(tbtf, tid)
+    if kind not in _COMPOSITE_KINDS:
         return False, tid
-    lt = lbtf.type(lacc.type_id)
-    assert isinstance(lt, bt.Struct | bt.Union)
-    lmember = lt.members[lacc.idx]
-    members = tt.members
-    if members and len(spec.raw_spec) == SPEC_MAX_LEN:
+    lmember = lbtf.member(lacc.type_id, lacc.idx)
+    count = tbtf.vlen(tid)
+    if count and len(spec.raw_spec) == SPEC_MAX_LEN:
         raise CoreError("struct/union/array nesting too deep")
-    by_name, anon = _member_index(tbtf, tid, tt)
-    named = by_name.get(lmember.name, len(members)) if lmember.name else len(members)
+    by_name, anon = tbtf.member_index(tid)
+    named = by_name.get(lmember.name, count) if lmember.name else count
     for i in anon:
         if i > named:
             break
-        m = members[i]
+        m = tbtf.member(tid, i)
         spec.bit_offset += m.offset
         spec.raw_spec.append(i)
         found, nxt = _match_member(lbtf, lacc, tbtf, m.type, spec)
@@ -451,9 +447,9 @@ def _match_member(lbtf: Spec, lacc: Accessor, tbtf: Spec, tid: int,
             return True, nxt
         spec.bit_offset -= m.offset
         spec.raw_spec.pop()
-    if named == len(members):
+    if named == count:
         return False, tid
-    m = members[named]
+    m = tbtf.member(tid, named)
     spec.bit_offset += m.offset
     spec.raw_spec.append(named)
     spec.spec.append(Accessor(tid, named, m.name))
@@ -490,15 +486,17 @@ def spec_match(local: CoreSpec, tbtf: Spec, tid: int) -> CoreSpec | None:
     if not kind.is_field:
         raise CoreError(f"unknown relocation kind {int(kind)}")
     for i, lacc in enumerate(local.spec):
-        tid, tt = skip_mods_and_typedefs(tbtf, tid)
+        tid, tkind = _skip_kind(tbtf, tid)
         if lacc.name:
             found, tid = _match_member(local.btf, lacc, tbtf, tid, targ)
             if not found:
                 return None
         else:
             if i > 0:
-                if not isinstance(tt, bt.Array):
+                if tkind != K.ARRAY:
                     return None
+                tt = tbtf.type(tid)
+                assert isinstance(tt, bt.Array)
                 prev = targ.spec[-1] if targ.spec else None
                 flex = _is_flex_arr(tbtf, prev, tt)
                 if not flex and lacc.idx >= tt.nelems:
@@ -551,17 +549,15 @@ def _field_value(kind: RelocKind, spec: CoreSpec | None, big_endian: bool,
         if kind == RelocKind.FIELD_BYTE_SIZE:
             return _resolve_size(btf, acc.type_id), 0, 0, True
         raise CoreError(f"relo {int(kind)} at insn #{insn} can't be applied to array access")
-    t = btf.type(acc.type_id)
-    assert isinstance(t, bt.Struct | bt.Union)
-    m = t.members[acc.idx]
-    ftid, mt = skip_mods_and_typedefs(btf, m.type)
+    m = btf.member(acc.type_id, acc.idx)
+    ftid, fkind = _skip_kind(btf, m.type)
     bit_off = spec.bit_offset
     bit_sz = m.bitfield_size
     bitfield = bit_sz > 0
     field_sz = 0
     field_type = 0
     if bitfield:
-        byte_sz = getattr(mt, "size", 0)
+        byte_sz = getattr(btf.type(ftid), "size", 0)
         if byte_sz <= 0:
             raise CoreError(f"bitfield {m.name!r} of a type without size")
         byte_off = bit_off // 8 // byte_sz * byte_sz
@@ -583,6 +579,7 @@ def _field_value(kind: RelocKind, spec: CoreSpec | None, big_endian: bool,
     elif kind == RelocKind.FIELD_BYTE_SIZE:
         val = byte_sz
     elif kind == RelocKind.FIELD_SIGNED:
+        mt = btf.type(ftid) if fkind not in _COMPOSITE_KINDS else None
         if isinstance(mt, bt.Enum | bt.Enum64):
             val = int(mt.signed)
         elif isinstance(mt, bt.Int):
@@ -631,14 +628,40 @@ def _enum_value(kind: RelocKind, spec: CoreSpec | None) -> int:
     return v & U64
 
 
+#: One side's answer: (value, field size, field type id, validate)
+LocalSide = tuple[int, int, int, bool]
+
+
+def _side(kind: RelocKind, spec: CoreSpec | None, big_endian: bool, insn: int) -> LocalSide:
+    if kind.is_field:
+        return _field_value(kind, spec, big_endian, insn)
+    if kind.is_type:
+        val, validate = _type_value(kind, spec)
+        return val, 0, 0, validate
+    if kind.is_enumval:
+        return _enum_value(kind, spec), 0, 0, True
+    raise CoreError(f"unrecognized CO-RE relocation {int(kind)}")
+
+
+def calc_local(kind: RelocKind, local: CoreSpec, insn: int, big_endian: bool
+               ) -> LocalSide | None:
+    """The local half of :func:`calc_relo`, the same for every candidate: computed once
+    and passed back as ``local_side`` (None when it fails: let each call fail alike)."""
+    try:
+        return _side(kind, local, big_endian, insn)
+    except (_Poison, CoreError, BTFError):
+        return None
+
+
 def calc_relo(kind: RelocKind, local: CoreSpec, targ: CoreSpec | None, insn: int,
-              big_endian: bool) -> RelocResult:
+              big_endian: bool, local_side: LocalSide | None = None) -> RelocResult:
     """bpf_core_calc_relo."""
     res = RelocResult()
     try:
+        lo = local_side if local_side is not None else _side(kind, local, big_endian, insn)
+        res.orig_val = lo[0]
         if kind.is_field:
-            res.orig_val, res.orig_sz, res.orig_type_id, res.validate = _field_value(
-                kind, local, big_endian, insn)
+            res.orig_sz, res.orig_type_id, res.validate = lo[1], lo[2], lo[3]
             res.new_val, res.new_sz, res.new_type_id, _ = _field_value(
                 kind, targ, big_endian, insn)
             if res.orig_sz != res.new_sz:
@@ -651,13 +674,10 @@ def calc_relo(kind: RelocKind, local: CoreSpec, targ: CoreSpec | None, insn: int
                     and nt.encoding != bt.IntEncoding.SIGNED)
                 res.fail_memsz_adjust = not safe
         elif kind.is_type:
-            res.orig_val, res.validate = _type_value(kind, local)
-            res.new_val, _ = _type_value(kind, targ)
-        elif kind.is_enumval:
-            res.orig_val = _enum_value(kind, local)
+            res.validate = lo[3]
+            res.new_val = _type_value(kind, targ)[0]
+        else:  # enum values: _side refused any other kind
             res.new_val = _enum_value(kind, targ)
-        else:
-            raise CoreError(f"unrecognized CO-RE relocation {int(kind)}")
     except _Poison:
         res.poison = True
     return res

@@ -364,3 +364,49 @@ def test_trie_pattern_matches_exactly_its_words(words: set[bytes], others: list[
     pattern = re.compile(b"(?:" + _trie_pattern(words) + b")", re.DOTALL)
     for w in words | set(others):
         assert (pattern.fullmatch(w) is not None) == (w in words), w
+
+
+def _raw_reads_agree(s: btf.Spec) -> None:
+    """resolve_kind, vlen, member, member_index/member_names and size_of read records
+    without decoding them; each must say what the decoded type says."""
+    for tid, t in s.items():
+        got = s.resolve_kind(tid)
+        if got is not None:
+            rid, rkind = got
+            assert rid == s.resolve(tid) and rkind == s.kind(rid)
+        if isinstance(t, btf.Struct | btf.Union):
+            assert s.vlen(tid) == len(t.members)
+            assert [s.member(tid, i) for i in range(len(t.members))] == t.members
+            names = s.member_names(tid)
+            assert names == tuple(m.name for m in t.members)
+            by_name, anon = s.member_index(tid)
+            assert anon == tuple(i for i, m in enumerate(t.members) if not m.name)
+            assert by_name == {n: names.index(n) for n in names if n}
+        try:
+            size = s.size_of(tid)
+        except BTFError:
+            continue
+        if isinstance(t, btf.Int | btf.Struct | btf.Union | btf.Enum | btf.Enum64):
+            assert size == t.size
+
+
+def test_raw_reads_agree_with_decoded_types(kernel_spec: btf.Spec) -> None:
+    _raw_reads_agree(btf.Spec(kernel_spec.raw))
+
+
+def test_raw_reads_agree_in_both_byte_orders_and_split_btf() -> None:
+    le = btf.load(PROGS / "btf_shapes.bpf.o")
+    be = btf.load(PROGS / "btf_shapes.bpfeb.o")
+    _raw_reads_agree(le)
+    _raw_reads_agree(be)
+    with pytest.raises(BTFError, match="no member #99"):
+        le.member(le.find("node", btf.Kind.STRUCT), 99)
+    with pytest.raises(BTFError, match="not a struct or union"):
+        le.member_index(le.find("color", btf.Kind.ENUM))
+    assert le.resolve_kind(0) == (0, 0) and le.vlen(0) == 0
+
+
+@pytest.mark.parametrize("path", [f for f in corpus_files() if "el8" in f.name][:1]
+                         + corpus_files()[:1], ids=lambda p: p.name)
+def test_raw_reads_agree_on_old_kernels(path) -> None:  # type: ignore[no-untyped-def]
+    _raw_reads_agree(btf.load(path, index_cache=False))
