@@ -799,6 +799,24 @@ class Spec:
             return Member(name, w[j + 1], off & 0xFFFFFF, off >> 24)
         return Member(name, w[j + 1], w[j + 2])
 
+    def member_at(self, type_id: int, index: int) -> tuple[int, int, int]:
+        """(type id, bit offset, bitfield size) of member ``index``: :meth:`member`
+        without its name."""
+        owner = self
+        while type_id < owner.first_id and owner.base is not None:
+            owner = owner.base
+        i = owner._record(type_id)
+        w = owner._words
+        info = w[i + 1]
+        if (info >> 24) & 0x1F not in (Kind.STRUCT, Kind.UNION) or not \
+                0 <= index < info & 0xFFFF:
+            raise BTFError(f"type [{type_id}] has no member #{index}", source=self.source)
+        j = i + 4 + 3 * index
+        if info >> 31:
+            off = w[j + 1]
+            return w[j], off & 0xFFFFFF, off >> 24
+        return w[j], w[j + 1], 0
+
     def member_index(self, type_id: int) -> tuple[dict[str, int], tuple[int, ...]]:
         """A struct's or union's first member index by name, and its anonymous members'
         indexes."""

@@ -203,10 +203,11 @@ class Minimizer:
                 spec_match(local_spec, cand.btf, cand.type_id) for cand in cands]
         verdicts: list[_Verdict] = []
         local_side = calc_local(kind, local_spec, 0, big_endian)
+        is_type = kind.is_type
         for cand, cspec in zip(cands, specs, strict=True):
             if cspec is None:
                 verdicts.append(None)
-                if kind.is_type:
+                if is_type:
                     key = self._key(cand.btf, cand.type_id)
                     self._unmatched.setdefault(key, (cand.btf, cand.type_id, []))[2].append(
                         local_spec)
@@ -232,13 +233,15 @@ class Minimizer:
             changed = False
             for ck, relos in self._relos.items():
                 cands = self._cands[ck]
-                columns: list[tuple[_Verdict, ...]] = []
+                seen: set[tuple[_Verdict, ...]] = set()
                 for j, cand in enumerate(cands):
                     column = tuple(r.verdicts[j] for r in relos)
-                    columns.append(column)
                     key = self._key(cand.btf, cand.type_id)
-                    if key not in self._marked and column in columns[:j]:
-                        continue
+                    if column in seen:
+                        if key not in self._marked:
+                            continue
+                    else:
+                        seen.add(column)
                     for r in relos:
                         targ = r.specs[j]
                         if targ is not None and j not in r.recorded:

@@ -8,6 +8,7 @@ instruction" is a result, not an error.
 from __future__ import annotations
 
 import struct
+from functools import lru_cache
 
 from .._record import field, record
 from ..btf import Spec
@@ -405,16 +406,26 @@ def _composites_match(lbtf: Spec, lid: int, tbtf: Spec, tid: int, behind_ptr: bo
     tnames = tbtf.member_names(tid)
     if len(lt.members) > len(tnames):
         return False
+    by_essential = _by_essential_name(tnames)
     for lm in lt.members:
-        for j, tname in enumerate(tnames):
-            if not _names_match(lm.name, tname):
-                continue
-            if types_match(lbtf, lm.type, tbtf, tbtf.member(tid, j).type, behind_ptr,
+        # the target members whose names match (bpf_core_names_match), in order
+        for j in by_essential.get(essential_name(lm.name), ()):
+            if types_match(lbtf, lm.type, tbtf, tbtf.member_at(tid, j)[0], behind_ptr,
                            level - 1):
                 break
         else:
             return False
     return True
+
+
+@lru_cache(maxsize=1024)
+def _by_essential_name(names: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
+    """Member indexes by essential name ("" for anonymous members): the members
+    bpf_core_names_match pairs with a local name, shared by every copy of a struct."""
+    out: dict[str, list[int]] = {}
+    for j, name in enumerate(names):
+        out.setdefault(essential_name(name), []).append(j)
+    return {k: tuple(v) for k, v in out.items()}
 
 
 # -- matching a local spec against one candidate ----------------------------------------
@@ -439,24 +450,24 @@ def _match_member(lbtf: Spec, lacc: Accessor, tbtf: Spec, tid: int,
     for i in anon:
         if i > named:
             break
-        m = tbtf.member(tid, i)
-        spec.bit_offset += m.offset
+        mtype, moff, _ = tbtf.member_at(tid, i)
+        spec.bit_offset += moff
         spec.raw_spec.append(i)
-        found, nxt = _match_member(lbtf, lacc, tbtf, m.type, spec)
+        found, nxt = _match_member(lbtf, lacc, tbtf, mtype, spec)
         if found:
             return True, nxt
-        spec.bit_offset -= m.offset
+        spec.bit_offset -= moff
         spec.raw_spec.pop()
     if named == count:
         return False, tid
-    m = tbtf.member(tid, named)
-    spec.bit_offset += m.offset
+    mtype, moff, _ = tbtf.member_at(tid, named)
+    spec.bit_offset += moff
     spec.raw_spec.append(named)
-    spec.spec.append(Accessor(tid, named, m.name))
-    if fields_are_compat(lbtf, lmember.type, tbtf, m.type):
-        return True, m.type
+    spec.spec.append(Accessor(tid, named, lmember.name))  # found by this very name
+    if fields_are_compat(lbtf, lmember.type, tbtf, mtype):
+        return True, mtype
     spec.spec.pop()
-    return False, m.type
+    return False, mtype
 
 
 def spec_match(local: CoreSpec, tbtf: Spec, tid: int) -> CoreSpec | None:
@@ -549,17 +560,16 @@ def _field_value(kind: RelocKind, spec: CoreSpec | None, big_endian: bool,
         if kind == RelocKind.FIELD_BYTE_SIZE:
             return _resolve_size(btf, acc.type_id), 0, 0, True
         raise CoreError(f"relo {int(kind)} at insn #{insn} can't be applied to array access")
-    m = btf.member(acc.type_id, acc.idx)
-    ftid, fkind = _skip_kind(btf, m.type)
+    mtype, _, bit_sz = btf.member_at(acc.type_id, acc.idx)
+    ftid, fkind = _skip_kind(btf, mtype)
     bit_off = spec.bit_offset
-    bit_sz = m.bitfield_size
     bitfield = bit_sz > 0
     field_sz = 0
     field_type = 0
     if bitfield:
         byte_sz = getattr(btf.type(ftid), "size", 0)
         if byte_sz <= 0:
-            raise CoreError(f"bitfield {m.name!r} of a type without size")
+            raise CoreError(f"bitfield {acc.name!r} of a type without size")
         byte_off = bit_off // 8 // byte_sz * byte_sz
         while bit_off + bit_sz - byte_off * 8 > byte_sz * 8:
             if byte_sz >= 8:
