@@ -11,6 +11,7 @@ import io
 import os
 import sys
 from array import array
+from collections.abc import Iterable
 
 from ..elf import ELF_MAGIC, ElfError, ElfFile
 from ..errors import BTFError
@@ -90,7 +91,7 @@ def unwrap(data: bytes, source: str = "<bytes>") -> tuple[bytes, str]:
 
 def load(
     path: str | os.PathLike[str], *, base: Spec | None = None, index_cache: bool | None = None,
-    index_names: bool = False,
+    index_names: bool = False, find_names: Iterable[str] = (), prefix_sep: str = "",
 ) -> Spec:
     """Open BTF from a file in any supported container.
 
@@ -98,7 +99,9 @@ def load(
     index of a raw BTF file is kept in the user's cache directory, keyed by the file's
     identity, so that the next process skips the indexing pass; for the kernel's own BTF
     (sysfs, keyed by this boot) a copy of the bytes is kept too. ``index_names`` records
-    every type's name offset while indexing, for callers about to search many names.
+    every type's name offset while indexing, for callers about to search many names;
+    ``find_names`` (with ``prefix_sep``) finds the types of those names while indexing
+    instead, for callers that know every name they will search (:class:`Spec`).
     """
     source = str(path)
     if index_cache is None:
@@ -137,7 +140,8 @@ def load(
             except BTFError:
                 pass
     if spec is None:
-        spec = Spec(raw, base=base, source=source, index_names=index_names)
+        spec = Spec(raw, base=base, source=source, index_names=index_names,
+                    find_names=find_names, prefix_sep=prefix_sep)
         if cache_file is not None:
             _write_index(cache_file, spec)
     if copy_file is not None and cache_file is not None:

@@ -151,6 +151,8 @@ class Spec:
         _offsets: array[int] | None = None,
         _by_name: tuple[array[int], array[int]] | None = None,
         index_names: bool = False,
+        find_names: Iterable[str] = (),
+        prefix_sep: str = "",
     ):
         self.source = source
         self.base = base
@@ -220,16 +222,30 @@ class Spec:
             swapped.byteswap()
             words = swapped
         self._words = words
+        self._str_cache: dict[int, str] = {}
+        self._str_lookups = 0
+        self._str_offsets: dict[bytes, int] | None = None
+        self._str_dups: set[bytes] = set()
+        self._str_found: dict[bytes, list[int]] = {}
+        self._str_prefixed: dict[bytes, dict[bytes, list[int]]] = {}
+        self._ids_found: dict[int, list[int]] = {}
         column: bytes | None = None
         if _offsets is None:
-            _offsets, names = self._index(words, index_names)
+            wanted = None
+            if base is None and not index_names:
+                wanted = self._scan_strings(find_names, prefix_sep)
+            _offsets, names, hits = self._index(words, index_names, wanted)
             column = names.tobytes() if names is not None else None
+            if wanted is not None:
+                found: dict[int, list[int]] = {off: [] for off in wanted}
+                for i in hits:
+                    found[words[i]].append(self.first_id + bisect_left(_offsets, i))
+                self._ids_found = found
         else:
             self._check_index(words, _offsets)
         self._offsets = _offsets
         self.type_count: int = self.first_id + len(self._offsets)
         self._types: dict[int, Type] = {}
-        self._str_cache: dict[int, str] = {}
         self._strings_loaded = False
         self._name_index: dict[str, list[int]] | None = None
         self._ptr_size: int | None = None
@@ -241,27 +257,27 @@ class Spec:
         #: every own type's name offset (native words), in id order: name searches
         self._name_column: bytes | None = column
         self._name_lookups = 0
-        self._str_lookups = 0
-        self._str_offsets: dict[bytes, int] | None = None
-        self._str_dups: set[bytes] = set()
-        self._str_found: dict[bytes, list[int]] = {}
-        self._str_prefixed: dict[bytes, dict[bytes, list[int]]] = {}
-        self._ids_found: dict[int, list[int]] = {}
         self._member_idx: dict[int, _Layout] = {}
         self._layouts: dict[bytes, _Layout] = {}
 
     # -- indexing ------------------------------------------------------------------
 
-    def _index(self, words: array[int] | memoryview, with_names: bool
-               ) -> tuple[array[int], array[int] | None]:
+    def _index(self, words: array[int] | memoryview, with_names: bool,
+               wanted: set[int] | None = None
+               ) -> tuple[array[int], array[int] | None, list[int]]:
         """Each record's word offset (and with ``with_names`` its name offset), in one
         pass.
 
         A record's length depends only on its info word, and a kernel has a few hundred
         distinct info words: a dict of info -> length beats decoding kind and vlen. The
         name column costs a quarter of the pass and saves every later name search a scan
-        of the whole type section: worth it for the many searches of CO-RE, not for one."""
+        of the whole type section: worth it for the many searches of CO-RE, not for one.
+        With ``wanted`` (name offsets) the records named so are listed instead (their word
+        offsets), for a caller that knows every name it will search."""
         offsets = array("I")
+        hits: list[int] = []
+        if wanted is not None:
+            hit = hits.append
         append = offsets.append
         names = array("I") if with_names else None
         name_append = names.append if names is not None else None
@@ -274,6 +290,12 @@ class Spec:
                     while i < n:
                         append(i)
                         name_append(words[i])
+                        i += steps[words[i + 1]]
+                elif wanted is not None:
+                    while i < n:
+                        append(i)
+                        if words[i] in wanted:
+                            hit(i)
                         i += steps[words[i + 1]]
                 else:
                     while i < n:
@@ -289,7 +311,7 @@ class Spec:
                 break
         if i != n:
             self._index_error(words, offsets)
-        return offsets, names
+        return offsets, names, hits
 
     def _check_index(self, words: array[int] | memoryview, offsets: array[int]) -> None:
         """Cheap sanity check of a persisted index: it must end exactly at the last record."""
@@ -393,10 +415,18 @@ class Spec:
         names = list(names)
         if self.base is not None:
             self.base.prefetch_string_offsets(names, prefix_sep=prefix_sep)
+        wanted = self._scan_strings(names, prefix_sep)
+        if wanted is not None:
+            self._prefetch_ids(wanted)
+
+    def _scan_strings(self, names: Iterable[str], prefix_sep: str) -> set[int] | None:
+        """The regular expression pass of :meth:`prefetch_string_offsets`: the string
+        offsets of ``names`` (and their prefixed forms) that types may be named by; None
+        when a pass does not pay."""
         keys = {n.encode("utf-8", "surrogateescape") for n in names if n}
         keys.difference_update(self._str_found)
         if len(keys) < 3 or self._str_offsets is not None:
-            return
+            return None
         import re
 
         sep = prefix_sep.encode("utf-8", "surrogateescape")
@@ -419,7 +449,7 @@ class Spec:
         wanted = {off for offs in (*found.values(), *prefixed.values()) for off in offs}
         if self.base is not None:  # own types may be named by base strings
             wanted.update(off for k in keys for off in self.base._str_found.get(k, ()))
-        self._prefetch_ids(wanted)
+        return wanted
 
     def _prefetch_ids(self, wanted: set[int]) -> None:
         """The own types named at any of these string offsets, in one C-level pass over

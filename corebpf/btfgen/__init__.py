@@ -12,6 +12,7 @@ from functools import lru_cache
 from .._record import record
 from ..btf import Spec, load
 from ..core import Target
+from ..core.engine import FLAVOR_SEP, objects_root_names
 from ..errors import Error
 from ..obj.object import ObjectSpec
 from .minimize import Minimizer, RelocationNeeds, minimize, needs_of
@@ -86,8 +87,8 @@ def minimize_file(object_paths: Sequence[str | os.PathLike[str]],
     if base is not None:
         vmlinux = _load_base(base)
         target = Target(vmlinux, [load(btf_path, base=vmlinux, index_names=True)])
-    else:
-        vmlinux = load(btf_path, index_names=True)
+    else:  # the types of every root name are found while indexing
+        vmlinux = load(btf_path, find_names=objects_root_names(objects), prefix_sep=FLAVOR_SEP)
         target = Target(vmlinux, [load(m, base=vmlinux) for m in modules])
     m = Minimizer(target, keep_decl_tags=keep_decl_tags)
     relocations = len(m.add_objects(objects))

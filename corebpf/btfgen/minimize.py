@@ -39,7 +39,7 @@ from ..btf import Spec
 from ..btf import types as bt
 from ..btf.writer import Builder
 from ..core import Candidate, CoreError, CoreSpec, Target, parse_spec, spec_match
-from ..core.engine import root_names
+from ..core.engine import objects_root_names
 from ..core.relo import calc_local, calc_relo, essential_name, skip_mods_and_typedefs
 from ..errors import BTFError
 from ..obj.btf_ext import RelocKind
@@ -140,10 +140,7 @@ class Minimizer:
         """:meth:`add_object` for each, with every object's root type names looked up in
         the target in one pass first (one pass for all, not one per object)."""
         objects = list(objects)
-        self.target.prefetch_names(
-            name for obj in objects if obj.btf is not None and obj.btf_ext is not None
-            for name in root_names(obj.btf, (r for recs in obj.btf_ext.core_relos.values()
-                                             for r in recs)))
+        self.target.prefetch_names(objects_root_names(objects))
         return [n for obj in objects for n in self._add_object(obj)]
 
     def add_object(self, obj: ObjectSpec) -> list[RelocationNeeds]:

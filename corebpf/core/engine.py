@@ -55,7 +55,7 @@ class Target:
         """:meth:`prefetch` for essential names gathered already (several objects')."""
         names = set(names)
         for spec in (self.vmlinux, *self.modules):
-            spec.prefetch_string_offsets(names, prefix_sep=_FLAVOR_SEP)
+            spec.prefetch_string_offsets(names, prefix_sep=FLAVOR_SEP)
 
     def candidates(self, local: Spec, local_id: int) -> list[Candidate]:
         """bpf_core_find_cands."""
@@ -85,6 +85,17 @@ def root_names(local: Spec, records: Iterable[CoreRelo]) -> set[str]:
     return names
 
 
+def objects_root_names(objects: Iterable[ObjectSpec]) -> set[str]:
+    """:func:`root_names` of every CO-RE relocation of these objects."""
+    return {name for obj in objects if obj.btf is not None and obj.btf_ext is not None
+            for name in root_names(obj.btf, (r for recs in obj.btf_ext.core_relos.values()
+                                             for r in recs))}
+
+
+#: what separates a type's essential name from its flavor (``task_struct___old``)
+FLAVOR_SEP = "___"
+
+
 def _add_cands(btf: Spec, local_kind: int, ess: str, start_id: int) -> list[Candidate]:
     """bpf_core_add_cands: every type with a compatible kind and the same essential name,
     in id order. Found through the string table: the exact name, and "name___flavor"."""
@@ -107,7 +118,6 @@ def _add_cands(btf: Spec, local_kind: int, ess: str, start_id: int) -> list[Cand
     return out
 
 
-_FLAVOR_SEP = "___"
 
 
 def _flavored_string_offsets(btf: Spec, ess: str) -> list[int]:
@@ -116,7 +126,7 @@ def _flavored_string_offsets(btf: Spec, ess: str) -> list[int]:
     Names with a "___" flavor separator are rare (dozens in a kernel), so one scan per
     spec indexes them all by essential name; every candidate search then costs a lookup.
     """
-    prefetched = btf.prefixed_string_offsets(ess, _FLAVOR_SEP)
+    prefetched = btf.prefixed_string_offsets(ess, FLAVOR_SEP)
     if prefetched is not None:  # "ess___X" found with the names: keep those whose
         # essential name is ess ("ess___X___Y"'s is "ess___X")
         return [off for off in prefetched if essential_name(btf.string(off)) == ess]

@@ -353,6 +353,23 @@ def test_prefetched_type_ids_equal_the_search(kernel_spec: btf.Spec) -> None:
     assert {n: again.find_by_name(n) for n in names} == want
 
 
+def test_names_found_while_indexing_equal_the_search(kernel_spec: btf.Spec) -> None:
+    """find_names: the types of known names (and their ___flavors) are listed by the
+    indexing pass itself; what they answer equals a plain spec's searches (on this
+    kernel, and on CentOS 8's undeduplicated BTF when the corpus is here)."""
+    names = ["task_struct", "file", "sock", "mm_struct", "cgroup", "pid_type", "list_head",
+             "nope_not_here"]
+    old = [btf.load(f, index_cache=False).raw for f in corpus_files() if "el8" in f.name]
+    for raw in (kernel_spec.raw, *old[:1]):
+        plain = btf.from_bytes(raw)
+        found = btf.Spec(raw, find_names=names, prefix_sep="___")
+        assert found._name_column is None and found._ids_found
+        for n in names:
+            assert found.find_by_name(n) == plain.find_by_name(n)
+            assert found.prefixed_string_offsets(n, "___") is not None
+        assert found.find_by_name("inode") == plain.find_by_name("inode")  # not prefetched
+
+
 @given(st.sets(st.binary(min_size=1, max_size=6), min_size=1, max_size=12),
        st.lists(st.binary(max_size=7), max_size=20))
 def test_trie_pattern_matches_exactly_its_words(words: set[bytes], others: list[bytes]
