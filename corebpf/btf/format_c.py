@@ -85,6 +85,10 @@ _MAX_INDENT = 13
 #: Most padding one gap may need: real kernels' largest is 520,768 bits (a member
 #: aligned to 64 KiB pages on arm64); a gap 32x that is taken for corruption.
 _MAX_PADDING_BITS = 1 << 24
+#: Padding a whole dump may print, beyond one such gap, per byte of BTF: real kernels
+#: pad about 0.1 bit per byte, so 8 keeps the output linear in the input (a crafted file
+#: of many structs with huge gaps would otherwise print gigabytes).
+_PADDING_BITS_PER_BYTE = 8
 _INDENT = tuple("\t" * min(i, _MAX_INDENT) for i in range(_MAX_INDENT + 2))
 _NL_INDENT = tuple("\n" + s for s in _INDENT)
 # A declarator chain longer than this is a reference cycle (libbpf would loop forever).
@@ -191,6 +195,7 @@ class _Printer:
         # silent kinds that is all their ordering ever does, so it is not replayed.
         self.silent_done_below = 0
         self._referenced: set[int] | None = None
+        self._padding_left = _MAX_PADDING_BITS + _PADDING_BITS_PER_BYTE * 4 * len(words)
 
     # -- raw access ------------------------------------------------------------------
 
@@ -726,6 +731,11 @@ class _Printer:
             raise BTFError(f"{nxt - cur} bits of padding before bit {nxt} of a struct or "
                            f"union (more than {_MAX_PADDING_BITS}): corrupt member offset "
                            "or size", source=self.source)
+        self._padding_left -= nxt - cur
+        if self._padding_left < 0:
+            raise BTFError(f"padding before bit {nxt} of a struct or union takes the dump "
+                           f"past {_PADDING_BITS_PER_BYTE} bits of padding per byte of BTF: "
+                           "corrupt member offsets or sizes", source=self.source)
         ind = _NL_INDENT[lvl if lvl <= _MAX_INDENT else _MAX_INDENT]
         units = (("long", 8 * self.ptr_size), ("int", 32), ("short", 16), ("char", 8))
         unit_name, unit = units[-1]

@@ -172,3 +172,21 @@ def test_huge_padding_is_refused_not_printed() -> None:
         printed(0x10000008, 1 << 31)
     with pytest.raises(BTFError, match="bits of padding"):
         printed(0x80000000, 32)  # the size alone
+
+
+def test_padding_of_a_whole_dump_is_bounded_by_its_input() -> None:
+    """Many structs, each with a gap just under the per-gap bound, would still print
+    gigabytes: the whole dump's padding is bounded by the size of the BTF."""
+    import pytest
+
+    from corebpf.btf.format_c import _MAX_PADDING_BITS, to_c
+    from corebpf.btf.writer import Builder
+
+    gap = _MAX_PADDING_BITS - 64
+    b = Builder()
+    b.add(btf.Int("int", 4, btf.IntEncoding.SIGNED, 0, 32))
+    for i in range(200):
+        b.add(btf.Struct(f"s{i}", (gap + 64) // 8, [btf.Member("a", 1, 0),
+                                                    btf.Member("b", 1, gap + 32)]))
+    with pytest.raises(BTFError, match=r"many\.btf.*bits of padding per byte of BTF"):
+        to_c(btf.from_bytes(b.encode(), source="many.btf"))
