@@ -32,9 +32,18 @@ def exercise(spec: btf.Spec) -> None:
         spec.name(tid)
         spec.kind(tid)
         type_to_json(spec, tid)
-        for fn in (spec.size_of, spec.align_of, spec.resolve, spec.skip_modifiers):
+        for fn in (spec.size_of, spec.align_of, spec.resolve, spec.skip_modifiers,
+                   spec.resolve_kind, spec.vlen):
             try:
                 fn(tid)
+            except BTFError:
+                pass
+        if isinstance(t, btf.Struct | btf.Union):  # the raw reads CO-RE matching uses
+            try:
+                spec.member_index(tid)
+                for i in range(len(t.members) + 1):
+                    spec.member_at(tid, i)
+                    spec.member(tid, i)
             except BTFError:
                 pass
         del t
