@@ -73,11 +73,14 @@ def minimize_entry(entry: KernelEntry, objects: Sequence[str]) -> tuple[bytes, i
     from ..btf import from_bytes
     from ..btfgen import Minimizer, load_object
     from ..core import Target
+    from ..core.engine import FLAVOR_SEP, objects_root_names
 
+    objs = [load_object(p) for p in objects]
     raw = read_btf(entry)
-    spec = from_bytes(raw, source=entry.path, index_names=True)
+    spec = from_bytes(raw, source=entry.path, find_names=objects_root_names(objs),
+                      prefix_sep=FLAVOR_SEP)
     m = Minimizer(Target(spec))
-    relocations = len(m.add_objects(load_object(p) for p in objects))
+    relocations = len(m.add_objects(objs))
     return m.to_bytes(), m.type_count, relocations
 
 

@@ -223,10 +223,12 @@ def _write_index(cache_file: str, spec: Spec) -> None:
 
 
 def from_bytes(data: bytes, *, base: Spec | None = None, source: str = "<bytes>",
-               index_names: bool = False) -> Spec:
-    """Parse BTF held in memory (raw, ELF or compressed)."""
+               index_names: bool = False, find_names: Iterable[str] = (),
+               prefix_sep: str = "") -> Spec:
+    """Parse BTF held in memory (raw, ELF or compressed); the options are :class:`Spec`'s."""
     raw, source = unwrap(data, source)
-    return Spec(raw, base=base, source=source, index_names=index_names)
+    return Spec(raw, base=base, source=source, index_names=index_names,
+                find_names=find_names, prefix_sep=prefix_sep)
 
 
 def kernel() -> Spec:

@@ -4,6 +4,7 @@ for one kernel (:func:`minimize`) or one file at a time for archive-wide jobs
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Sequence
@@ -17,8 +18,13 @@ from ..errors import Error
 from ..obj.object import ObjectSpec
 from .minimize import Minimizer, RelocationNeeds, minimize, needs_of
 
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
 #: Container suffixes stripped from an input's name to name its output
-_SUFFIXES = (".tar.xz", ".xz", ".btf")
+_SUFFIXES = (".tar.xz", ".xz", ".deb", ".ddeb", ".btf")
 
 
 def output_name(btf_path: str | os.PathLike[str]) -> str:
@@ -88,7 +94,14 @@ def minimize_file(object_paths: Sequence[str | os.PathLike[str]],
         vmlinux = _load_base(base)
         target = Target(vmlinux, [load(btf_path, base=vmlinux, index_names=True)])
     else:  # the types of every root name are found while indexing
-        vmlinux = load(btf_path, find_names=objects_root_names(objects), prefix_sep=FLAVOR_SEP)
+        names = objects_root_names(objects)
+        if os.fspath(btf_path).endswith((".deb", ".ddeb")):  # vmlinuz inside a package
+            from ..archive.sources import read_btf
+
+            vmlinux = Spec(read_btf(btf_path), source=os.fspath(btf_path), find_names=names,
+                           prefix_sep=FLAVOR_SEP)
+        else:
+            vmlinux = load(btf_path, find_names=names, prefix_sep=FLAVOR_SEP)
         target = Target(vmlinux, [load(m, base=vmlinux) for m in modules])
     m = Minimizer(target, keep_decl_tags=keep_decl_tags)
     relocations = len(m.add_objects(objects))
@@ -111,36 +124,76 @@ class MinimizeOutcome:
     error: str | None = None
 
 
+@record
+class _Job:
+    """One kernel of :func:`minimize_files` for a worker (``path`` names it in errors)."""
+
+    path: str
+    out_path: str
+
+
+def _minimize_job(job: _Job, object_paths: tuple[str, ...], base: str | None,
+                  modules: tuple[str, ...], keep_decl_tags: bool) -> MinimizeResult:
+    os.makedirs(os.path.dirname(job.out_path) or ".", exist_ok=True)
+    return minimize_file(object_paths, job.path, job.out_path, base=base, modules=modules,
+                         keep_decl_tags=keep_decl_tags)
+
+
 def minimize_files(object_paths: Sequence[str | os.PathLike[str]],
                    btf_paths: Sequence[str | os.PathLike[str]],
                    out_dir: str | os.PathLike[str], *,
                    base: str | os.PathLike[str] | None = None,
                    modules: Sequence[str | os.PathLike[str]] = (),
-                   keep_decl_tags: bool = False) -> list[MinimizeOutcome]:
+                   keep_decl_tags: bool = False,
+                   jobs: int | None = 1,
+                   executor: Executor | None = None,
+                   progress: bool | None = False) -> list[MinimizeOutcome]:
     """:func:`minimize_file` for each input into ``out_dir`` (named by
     :func:`output_name`); an input that cannot be used is an outcome with its error, and
-    the others go on."""
+    the others go on.
+
+    A directory input is an archive (a BTFHub tree, packages, vmlinux or raw BTF files:
+    :func:`corebpf.archive.sources.discover`): each kernel under it goes to the same
+    relative directory under ``out_dir``, as btfgen.sh lays out its custom archive.
+    ``jobs``/``executor``/``progress`` as :func:`corebpf.archive.parallel.map_kernels`
+    (one process by default)."""
+    from ..archive.parallel import map_kernels
+    from ..archive.sources import discover
+
     objects = [load_object(p) for p in object_paths]  # a bad object fails the whole run
     del objects
     os.makedirs(out_dir, exist_ok=True)
     outcomes: list[MinimizeOutcome] = []
+    todo: list[tuple[MinimizeOutcome, _Job]] = []
     taken: dict[str, str] = {}
-    for path in btf_paths:
-        name = output_name(path)
-        outcome = MinimizeOutcome(os.fspath(path))
-        outcomes.append(outcome)
-        if name in taken:
-            outcome.error = (f"{os.fspath(path)}: output {name} already written for "
-                             f"{taken[name]}")
-            continue
-        taken[name] = os.fspath(path)
-        try:
-            outcome.result = minimize_file(object_paths, path, os.path.join(out_dir, name),
-                                           base=base, modules=modules,
-                                           keep_decl_tags=keep_decl_tags)
-        except Exception as e:  # one unusable kernel must not end the run
-            text = str(e) if isinstance(e, Error) else f"{type(e).__name__}: {e}"
-            outcome.error = text if os.fspath(path) in text else f"{os.fspath(path)}: {text}"
+    for given in btf_paths:
+        root = os.fspath(given)
+        if os.path.isdir(root):
+            try:
+                places = [(e.path, os.path.relpath(os.path.dirname(e.path), root))
+                          for e in discover(root)]
+            except Error as e:
+                outcomes.append(MinimizeOutcome(root, error=str(e)))
+                continue
+        else:
+            places = [(root, ".")]
+        for path, rel in places:
+            out = os.path.normpath(os.path.join(os.fspath(out_dir), rel, output_name(path)))
+            outcome = MinimizeOutcome(path)
+            outcomes.append(outcome)
+            if out in taken:
+                outcome.error = f"{path}: output {out} already written for {taken[out]}"
+                continue
+            taken[out] = path
+            todo.append((outcome, _Job(path, out)))
+    work = functools.partial(
+        _minimize_job, object_paths=tuple(os.fspath(p) for p in object_paths),
+        base=None if base is None else os.fspath(base),
+        modules=tuple(os.fspath(m) for m in modules), keep_decl_tags=keep_decl_tags)
+    done = map_kernels(work, [job for _, job in todo], executor=executor, jobs=jobs,
+                       progress=progress)
+    for (outcome, _), got in zip(todo, done, strict=True):
+        outcome.result, outcome.error = got.value, got.error
     return outcomes
 
 

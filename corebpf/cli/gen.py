@@ -20,12 +20,15 @@ def register(sub: Any) -> None:
     p = gsub.add_parser(
         "min-btf", aliases=["min_core_btf"],
         help="minimized kernel BTF holding what the objects' CO-RE relocations need",
-        description="For each input BTF (raw, vmlinux ELF, .xz, BTFHub .btf.tar.xz), write "
-        "OUTDIR/<name>.btf: only the types, members and enums the objects' CO-RE "
-        "relocations use on that kernel, to ship for kernels without built-in BTF. Each "
-        "input is read once for all objects; an unreadable input is reported and the "
-        "others go on (exit status 1).")
-    p.add_argument("inputs", nargs="*", metavar="INPUT", help="kernel BTF (same as --btf)")
+        description="For each input BTF (raw, vmlinux ELF, .xz, BTFHub .btf.tar.xz, "
+        "kernel .deb), write OUTDIR/<name>.btf: only the types, members and enums the "
+        "objects' CO-RE relocations use on that kernel, to ship for kernels without "
+        "built-in BTF. A directory input is an archive (e.g. a BTFHub tree): every kernel "
+        "under it goes to the same relative directory under OUTDIR, as btfgen.sh does. "
+        "Each input is read once for all objects, kernels are minimized in parallel; an "
+        "unreadable input is reported and the others go on (exit status 1).")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="kernel BTF or archive directory (same as --btf)")
     p.add_argument("--btf", action="append", default=[], metavar="INPUT",
                    help="kernel BTF to minimize (repeatable)")
     p.add_argument("--object", dest="objects", action="append", required=True,
@@ -39,6 +42,9 @@ def register(sub: Any) -> None:
                    "libbpf searches kernel modules (repeatable)")
     p.add_argument("--decl-tags", action="store_true",
                    help="also keep DECL_TAGs on kept types and members")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="worker processes (default: one per CPU; 1 runs in this process)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("-q", "--quiet", action="store_true", help="no line per output")
     p.set_defaults(func=run_min_btf)
 
@@ -54,8 +60,12 @@ def run_min_btf(args: argparse.Namespace) -> int:
         print("corebpf gen min-btf: --module needs exactly one input (the modules' vmlinux)",
               file=sys.stderr)
         return 2
+    if args.jobs is not None and args.jobs < 1:
+        print("corebpf gen min-btf: --jobs must be at least 1", file=sys.stderr)
+        return 2
     outcomes = minimize_files(args.objects, inputs, args.output, base=args.base,
-                              modules=args.modules, keep_decl_tags=args.decl_tags)
+                              modules=args.modules, keep_decl_tags=args.decl_tags,
+                              jobs=args.jobs, progress=False if args.no_progress else None)
     failed = 0
     for o in outcomes:
         if o.error is not None:

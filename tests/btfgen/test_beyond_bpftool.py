@@ -278,3 +278,57 @@ def test_cli_split_input_with_base(tmp_path: Path) -> None:
     obj = ObjectSpec.load(PROGS / "core_module.bpf.o")
     small = btf.load(tmp_path / mod.name.replace(".btf.xz", ".btf"))
     assert decided(relocate(obj, small)[0]) == decided(relocate(obj, target)[0])
+
+
+def test_cli_archive_directory_mirrors_its_layout(tmp_path: Path) -> None:
+    """A directory input is an archive: each kernel's output lands at the same relative
+    place under OUTDIR (btfgen.sh's custom archive), kernels run on a process pool, a
+    corrupt one is reported while the others complete, other files are passed over."""
+    import io
+    import lzma
+    import tarfile
+
+    from corebpf.btfgen import minimize_files
+
+    archive = tmp_path / "archive"
+    tarred = archive / "distro" / "1" / "x86_64" / "5.0.0-1.btf.tar.xz"
+    tarred.parent.mkdir(parents=True)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = target_btf(True, True)
+        info = tarfile.TarInfo("5.0.0-1.btf")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    tarred.write_bytes(lzma.compress(buf.getvalue()))
+    plain = archive / "other" / "2" / "arm64" / "5.0.0-2.btf"
+    plain.parent.mkdir(parents=True)
+    plain.write_bytes(target_btf(False, False))
+    corrupt = archive / "bad" / "3" / "x86_64" / "5.0.0-3.btf.tar.xz"
+    corrupt.parent.mkdir(parents=True)
+    corrupt.write_bytes(b"not xz at all")
+    from tests.archive.test_sources import deb
+    from tests.test_kernel_image import SHT_PROGBITS, make_elf
+
+    pkg = archive / "pkgs" / "linux-image-5.0.0-4-amd64_5.0.0-4_amd64.deb"
+    pkg.parent.mkdir(parents=True)
+    pkg.write_bytes(deb("5.0.0-4-amd64", make_elf([(".BTF", SHT_PROGBITS,
+                                                    target_btf(False, True))])))
+    (archive / "README.md").write_text("an archive\n")
+    out = tmp_path / "out"
+    r = _cli("--object", str(CASES), "--object", str(PROGS / "execsnoop.bpf.o"),
+             str(archive), "-o", str(out), "--jobs", "2", "--no-progress")
+    assert r.returncode == 1, r.stderr
+    assert str(corrupt) in r.stderr and r.stderr.count("skipped") == 1, r.stderr
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == ["distro/1/x86_64/5.0.0-1.btf", "other/2/arm64/5.0.0-2.btf",
+                       "pkgs/linux-image-5.0.0-4-amd64_5.0.0-4_amd64.btf"]
+    objs = [ObjectSpec.load(CASES), ObjectSpec.load(PROGS / "execsnoop.bpf.o")]
+    assert (out / written[0]).read_bytes() == minimize(objs, btf.load(tarred))
+    assert (out / written[1]).read_bytes() == minimize(objs, btf.load(plain))
+    assert (out / written[2]).read_bytes() == minimize(
+        objs, btf.from_bytes(target_btf(False, True)))
+    # the library call, in this process, writes the same
+    again = minimize_files([CASES, PROGS / "execsnoop.bpf.o"], [archive], tmp_path / "lib")
+    assert [o.error is None for o in again] == [False, True, True, True]
+    for name in written:
+        assert (tmp_path / "lib" / name).read_bytes() == (out / name).read_bytes()
