@@ -5,9 +5,8 @@ Minimized BTF for three objects over 30+ real kernels: ../shared/btf-corpus (BTF
 fetched here once with scripts/fetch_debian_btf.py into ~/.cache/corebpf/bench-kernels
 (never committed). Both sides get the compressed files and two workers:
 
-- corebpf: one Python process running corebpf.btfgen.minimize_file per kernel through
-  corebpf.archive.parallel.map_kernels (2 worker processes); it decompresses the files
-  itself.
+- corebpf: `corebpf gen min-btf --jobs 2 -o OUT --object ... FILES...`, one process with 2
+  worker processes (corebpf.archive.parallel); it decompresses the files itself.
 - the loop: per kernel, `tar xJf` (or `xz -dc`) then `bpftool gen min_core_btf IN OUT
   OBJ...`, two kernels at a time, as Tracee's and Inspektor Gadget's btfgen.sh do one at a
   time.
@@ -25,7 +24,6 @@ Run: python bench/bench_btfgen.py [--runs N] [--markdown docs/benchmarks.md] [--
 from __future__ import annotations
 
 import argparse
-import functools
 import hashlib
 import importlib.util
 import os
@@ -91,41 +89,24 @@ def out_name(path: Path) -> str:
     return path.name.removesuffix(".tar.xz").removesuffix(".xz").removesuffix(".btf") + ".btf"
 
 
-def minimize_one(btf_path: str, objects: tuple[str, ...], out_dir: str) -> int:
-    """One kernel, in a worker: the minimized BTF's size."""
-    from corebpf.btfgen import minimize_file
-
-    out = os.path.join(out_dir, out_name(Path(btf_path)))
-    minimize_file(list(objects), btf_path, out)
-    return os.path.getsize(out)
-
-
-def corebpf_worker(out_dir: str, jobs: int, objects: list[str], files: list[str]) -> None:
-    """The corebpf side, run in a fresh process (imports and pool start-up counted). The
-    library is imported before the pool forks, as in a program that calls it."""
-    import corebpf.btfgen  # noqa: F401
-    from corebpf.archive.parallel import map_kernels
-
-    work = functools.partial(minimize_one, objects=tuple(objects), out_dir=out_dir)
-    failed = [o for o in map_kernels(work, files, jobs=jobs, progress=False) if not o.ok]
-    for o in failed:
-        print(f"corebpf failed: {o.error}", file=sys.stderr)
-
-
-_WORKER = """
-import sys
-sys.path.insert(0, {root!r})
-from bench.bench_btfgen import corebpf_worker
-corebpf_worker({out!r}, {jobs}, {objects!r}, {files!r})
-"""
-
-
 def run_corebpf(files: list[Path], objects: list[Path], out_dir: Path, jobs: int) -> float:
-    code = _WORKER.format(root=str(ROOT), out=str(out_dir), jobs=jobs,
-                          objects=[str(o) for o in objects], files=[str(f) for f in files])
+    """The corebpf side: ``corebpf gen min-btf`` in a fresh process (start-up, imports and
+    the worker pool counted), the kernels given as files so that outputs are named as the
+    loop names them."""
+    cmd = [sys.executable, "-m", "corebpf", "gen", "min-btf", "-q", "--no-progress",
+           "--jobs", str(jobs), "-o", str(out_dir)]
+    for o in objects:
+        cmd += ["--object", str(o)]
+    cmd += [str(f) for f in files]
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=tempfile.gettempdir())
-    return time.perf_counter() - t
+    r = subprocess.run(cmd, cwd=tempfile.gettempdir(), capture_output=True, text=True,
+                       check=False)
+    elapsed = time.perf_counter() - t
+    if r.returncode not in (0, 1):
+        raise SystemExit(f"corebpf gen min-btf failed:\n{r.stderr}")
+    for line in r.stderr.splitlines():
+        print(f"corebpf: {line}", file=sys.stderr)
+    return elapsed
 
 
 def loop_command(bpftool: str, btf: Path, objects: list[Path], work: Path, out: Path) -> str:
@@ -302,8 +283,8 @@ def main() -> int:
     table = markdown_table(rows)
     note = (f"Objects: {objs}. Kernels: {len(files)} (the BTF corpus, tests/data/btf, "
             f"Debian 12 kernels fetched into the cache). C peer: `tar xJf`/`xz -dc` then "
-            f"`bpftool gen min_core_btf` per kernel, {args.jobs} at a time. corebpf: one "
-            f"process, {args.jobs} worker processes (corebpf.archive.parallel), each "
+            f"`bpftool gen min_core_btf` per kernel, {args.jobs} at a time. corebpf: `corebpf gen "
+            f"min-btf --jobs {args.jobs} FILES...`, one process with {args.jobs} workers, each "
             f"kernel read and parsed once for all objects. Medians of {args.runs} "
             f"alternating runs (corebpf {', '.join(f'{t:.2f}' for t in ours_t)} s; loop "
             f"{', '.join(f'{t:.2f}' for t in theirs_t)} s); Python "
