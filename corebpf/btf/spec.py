@@ -813,18 +813,10 @@ class Spec:
         t = self._types.get(type_id)
         if t is not None and isinstance(t, Struct | Union) and 0 <= index < len(t.members):
             return t.members[index]
-        owner = self
-        while type_id < owner.first_id and owner.base is not None:
-            owner = owner.base
-        i = owner._record(type_id)
+        owner, j, kflag = self._member_record(type_id, index)
         w = owner._words
-        info = w[i + 1]
-        if (info >> 24) & 0x1F not in (Kind.STRUCT, Kind.UNION) or not \
-                0 <= index < info & 0xFFFF:
-            raise BTFError(f"type [{type_id}] has no member #{index}", source=self.source)
-        j = i + 3 + 3 * index
         name = _str_of(owner, w[j])
-        if info >> 31:
+        if kflag:
             off = w[j + 2]
             return Member(name, w[j + 1], off & 0xFFFFFF, off >> 24)
         return Member(name, w[j + 1], w[j + 2])
@@ -832,20 +824,24 @@ class Spec:
     def member_at(self, type_id: int, index: int) -> tuple[int, int, int]:
         """(type id, bit offset, bitfield size) of member ``index``: :meth:`member`
         without its name."""
+        owner, j, kflag = self._member_record(type_id, index)
+        w = owner._words
+        if kflag:
+            off = w[j + 2]
+            return w[j + 1], off & 0xFFFFFF, off >> 24
+        return w[j + 1], w[j + 2], 0
+
+    def _member_record(self, type_id: int, index: int) -> tuple[Spec, int, int]:
+        """(owning spec, word offset of member ``index``'s record, kind_flag)."""
         owner = self
         while type_id < owner.first_id and owner.base is not None:
             owner = owner.base
         i = owner._record(type_id)
-        w = owner._words
-        info = w[i + 1]
+        info = owner._words[i + 1]
         if (info >> 24) & 0x1F not in (Kind.STRUCT, Kind.UNION) or not \
                 0 <= index < info & 0xFFFF:
             raise BTFError(f"type [{type_id}] has no member #{index}", source=self.source)
-        j = i + 4 + 3 * index
-        if info >> 31:
-            off = w[j + 1]
-            return w[j], off & 0xFFFFFF, off >> 24
-        return w[j], w[j + 1], 0
+        return owner, i + 3 + 3 * index, info >> 31
 
     def member_index(self, type_id: int) -> tuple[dict[str, int], tuple[int, ...]]:
         """A struct's or union's first member index by name, and its anonymous members'
