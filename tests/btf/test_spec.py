@@ -427,3 +427,15 @@ def test_raw_reads_agree_in_both_byte_orders_and_split_btf() -> None:
                          + corpus_files()[:1], ids=lambda p: p.name)
 def test_raw_reads_agree_on_old_kernels(path) -> None:  # type: ignore[no-untyped-def]
     _raw_reads_agree(btf.load(path, index_cache=False))
+
+
+@given(st.binary(max_size=64), st.binary(min_size=4, max_size=4), st.integers(0, 3))
+def test_word_hits_are_every_aligned_occurrence(data: bytes, needle: bytes, start: int
+                                                ) -> None:
+    """The regex search for a 4-byte word finds exactly the aligned occurrences, also
+    where a misaligned match overlaps an aligned one (b"\\x1a\\x00\\x1a\\x00")."""
+    from corebpf.btf.spec import _word_hits
+
+    data = data + needle + data[:5] + needle[:2] + needle  # some hits, some overlaps
+    want = [p for p in range(start, len(data) - 3, 4) if data[p : p + 4] == needle]
+    assert _word_hits(data, needle, start, len(data)) == want
