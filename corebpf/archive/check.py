@@ -23,6 +23,7 @@ from .._record import field, record
 from ..errors import Error
 
 if TYPE_CHECKING:
+    from ..obj import ObjectSpec
     from .sources import KernelEntry
 
 OK, POISONED, FAILED = "ok", "poisoned", "failed"
@@ -156,10 +157,10 @@ def _words(local_spec: str) -> str:
     return local_spec.split("] ", 1)[-1].split(" (", 1)[0] if local_spec else ""
 
 
-_objects: dict[str, object] = {}
+_objects: dict[str, ObjectSpec] = {}
 
 
-def _object(path: str) -> object:
+def _object(path: str) -> ObjectSpec:
     """Objects parsed once per worker process, however many kernels it handles."""
     from ..obj import ObjectSpec
 
@@ -173,10 +174,9 @@ def relocate_object(path: str, target: object) -> list[RelocationCheck]:
     """Every CO-RE relocation of the object at ``path`` against ``target`` (a
     corebpf.core.Target), as check reports them."""
     from ..core import Relocator, Target
-    from ..obj import ObjectSpec
 
     obj = _object(path)
-    assert isinstance(obj, ObjectSpec) and isinstance(target, Target)
+    assert isinstance(target, Target)
     access: dict[tuple[str, int], str] = {}
     if obj.btf is not None and obj.btf_ext is not None:
         for sec, recs in obj.btf_ext.core_relos.items():
@@ -217,13 +217,19 @@ def check_kernel(entry: KernelEntry, objects: Sequence[str]) -> KernelCheck:
     """
     from ..btf import from_bytes
     from ..core import Target
+    from ..core.engine import FLAVOR_SEP, objects_root_names
     from .sources import read_btf
 
     path = os.fspath(entry.path)
     row = KernelCheck(kernel=entry.release or os.path.basename(path), path=path,
                       distro=entry.distro, version=entry.version, arch=entry.arch)
+    try:  # the types of every root name are found while indexing
+        names = objects_root_names(_object(o) for o in objects)
+    except Error:  # an unreadable object fails in its own cells, not this kernel's row
+        names = set()
     try:
-        target = Target(from_bytes(read_btf(entry), source=path, index_names=True))
+        target = Target(from_bytes(read_btf(entry), source=path, find_names=names,
+                                   prefix_sep=FLAVOR_SEP))
     except Exception as e:  # whatever a corrupt file raises: this kernel fails, others go on
         text = str(e) if isinstance(e, Error) else f"{type(e).__name__}: {e}"
         row.error = text if path in text else f"{path}: {text}"

@@ -47,10 +47,11 @@ def run_obj_dump(args: argparse.Namespace) -> int:
 def run_relocate(args: argparse.Namespace) -> int:
     from ..btf import load
     from ..core import Target, relocate
+    from ..core.engine import FLAVOR_SEP, objects_root_names
     from ..obj import ObjectSpec
 
     obj = ObjectSpec.load(args.object)
-    vmlinux = load(args.target, index_names=True)
+    vmlinux = load(args.target, find_names=objects_root_names([obj]), prefix_sep=FLAVOR_SEP)
     target = Target(vmlinux, [load(m, base=vmlinux, index_names=True) for m in args.module])
     reports, _ = relocate(obj, target)
     out = sys.stdout
