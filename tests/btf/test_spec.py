@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import corebpf.btf as btf
@@ -439,3 +439,23 @@ def test_word_hits_are_every_aligned_occurrence(data: bytes, needle: bytes, star
     data = data + needle + data[:5] + needle[:2] + needle  # some hits, some overlaps
     want = [p for p in range(start, len(data) - 3, 4) if data[p : p + 4] == needle]
     assert _word_hits(data, needle, start, len(data)) == want
+
+
+_SMALL = btf.load(DATA / "btf" / "6.1.0-56-cloud-amd64.btf.xz", index_cache=False)
+_SMALL_NAMES = sorted({_SMALL.name(t) for t in _SMALL.ids() if _SMALL.name(t)})
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from(_SMALL_NAMES), min_size=0, max_size=12),
+       st.lists(st.text("abc_", min_size=1, max_size=6), max_size=3))
+def test_any_names_found_while_indexing_equal_the_search(real: list[str], made_up: list[str]
+                                                         ) -> None:
+    """find_names with any mix of real, flavored (``name___x``) and missing names."""
+    names = real + [f"{n}___{m}" for n, m in zip(real, made_up, strict=False)] + made_up
+    found = btf.Spec(_SMALL.raw, find_names=names, prefix_sep="___")
+    later = btf.Spec(_SMALL.raw)
+    later.prefetch_string_offsets(names, prefix_sep="___")
+    for n in {*names, *real[:1]}:
+        assert found.find_by_name(n) == _SMALL.find_by_name(n)
+        assert found.prefixed_string_offsets(n, "___") == later.prefixed_string_offsets(
+            n, "___")
