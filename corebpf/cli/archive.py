@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .check import _positive
+from ._pool import add_pool_options, positive, progress
 
 TYPE_CHECKING = False
 
@@ -28,7 +28,7 @@ def register(sub: Any) -> None:
     p.add_argument("archive", metavar="DIR", help="archive directory (or one file)")
     p.add_argument("-o", "--output", metavar="FILE", help="also write the index as JSON")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    _parallel(p)
+    add_pool_options(p)
     p.set_defaults(func=run_index)
 
     p = asub.add_parser("bundle", help="minimized BTF of every kernel for some objects, "
@@ -42,7 +42,7 @@ def register(sub: Any) -> None:
                    metavar="OBJ", help="clang-built BPF object (repeatable)")
     p.add_argument("-o", "--output", required=True, metavar="BUNDLE",
                    help="bundle file to write (e.g. btf-bundle.tar.xz)")
-    _parallel(p)
+    add_pool_options(p)
     p.set_defaults(func=run_bundle)
 
     p = asub.add_parser("lookup", help="the BTF of this machine (or the one described) in "
@@ -71,25 +71,15 @@ def register(sub: Any) -> None:
                         "members over the size bound; each refused member is reported.")
     p.add_argument("tarball", metavar="TARBALL")
     p.add_argument("dest", metavar="DIR")
-    p.add_argument("--max-member", type=_positive, default=256 << 20, metavar="BYTES",
+    p.add_argument("--max-member", type=positive, default=256 << 20, metavar="BYTES",
                    help="largest member written (default 256 MiB)")
     p.set_defaults(func=run_extract)
-
-
-def _parallel(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--jobs", type=_positive, metavar="N",
-                   help="worker processes (default: one per CPU; 1 runs in this process)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-
-
-def _progress(args: argparse.Namespace) -> bool | None:
-    return False if args.no_progress else None
 
 
 def run_index(args: argparse.Namespace) -> int:
     from ..archive.index import build_index
 
-    index = build_index(args.archive, jobs=args.jobs, progress=_progress(args))
+    index = build_index(args.archive, jobs=args.jobs, progress=progress(args))
     for path, error in index.errors:
         print(f"corebpf: skipped {path}: {error}", file=sys.stderr)
     if args.output:
@@ -113,7 +103,7 @@ def run_bundle(args: argparse.Namespace) -> int:
     from ..archive.bundle import build_bundle
 
     r = build_bundle(args.objects, args.archive, args.output, jobs=args.jobs,
-                     progress=_progress(args))
+                     progress=progress(args))
     for path, error in r.skipped:
         print(f"corebpf: skipped {path}: {error}", file=sys.stderr)
     print(f"{r.path}: {r.kernels} kernels, {r.blobs} distinct BTF "

@@ -6,17 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._pool import add_pool_options, progress
+
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from typing import Any
-
-
-def _positive(text: str) -> int:
-    n = int(text)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
-    return n
 
 
 def register(sub: Any) -> None:
@@ -32,11 +27,9 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true",
                    help='print {"kernels": [...]} instead of the table')
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
-    p.add_argument("--jobs", type=_positive, metavar="N",
-                   help="worker processes (default: one per CPU; 1 runs in this process)")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 also when a relocation is poisoned on some kernel")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_pool_options(p)
     p.set_defaults(func=run_check)
 
 
@@ -44,7 +37,7 @@ def run_check(args: argparse.Namespace) -> int:
     from ..archive.check import check_archive, format_table
 
     report = check_archive(args.objects, args.archive, jobs=args.jobs,
-                           progress=False if args.no_progress else None)
+                           progress=progress(args))
     for k in report.kernels:
         if k.error is not None:
             print(f"corebpf: skipped {k.path}: {k.error}", file=sys.stderr)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._pool import add_pool_options, progress
+
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
@@ -42,9 +44,7 @@ def register(sub: Any) -> None:
                    "libbpf searches kernel modules (repeatable)")
     p.add_argument("--decl-tags", action="store_true",
                    help="also keep DECL_TAGs on kept types and members")
-    p.add_argument("--jobs", type=int, metavar="N",
-                   help="worker processes (default: one per CPU; 1 runs in this process)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_pool_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no line per output")
     p.set_defaults(func=run_min_btf)
 
@@ -60,12 +60,9 @@ def run_min_btf(args: argparse.Namespace) -> int:
         print("corebpf gen min-btf: --module needs exactly one input (the modules' vmlinux)",
               file=sys.stderr)
         return 2
-    if args.jobs is not None and args.jobs < 1:
-        print("corebpf gen min-btf: --jobs must be at least 1", file=sys.stderr)
-        return 2
     outcomes = minimize_files(args.objects, inputs, args.output, base=args.base,
                               modules=args.modules, keep_decl_tags=args.decl_tags,
-                              jobs=args.jobs, progress=False if args.no_progress else None)
+                              jobs=args.jobs, progress=progress(args))
     failed = 0
     for o in outcomes:
         if o.error is not None:
