@@ -39,10 +39,6 @@ def essential_name(name: str) -> str:
     return name[:essential_name_len(name)]
 
 
-def _kind(btf: Spec, tid: int) -> int:
-    return btf.kind(tid)
-
-
 def kinds_core_compat(k1: int, k2: int) -> bool:
     """btf_kind_core_compat: same kind, or both enums (ENUM/ENUM64)."""
     return k1 == k2 or (k1 in (K.ENUM, K.ENUM64) and k2 in (K.ENUM, K.ENUM64))
@@ -306,12 +302,12 @@ def types_are_compat(lbtf: Spec, lid: int, tbtf: Spec, tid: int, level: int = 32
             for lp, tp in zip(lt.params, tt.params, strict=True):
                 if level <= 0:
                     raise CoreError("func proto nesting too deep")
-                a, _ = skip_mods_and_typedefs(lbtf, lp.type)
-                b, _ = skip_mods_and_typedefs(tbtf, tp.type)
+                a, _ = _skip_kind(lbtf, lp.type)
+                b, _ = _skip_kind(tbtf, tp.type)
                 if not types_are_compat(lbtf, a, tbtf, b, level - 1):
                     return False
-            lid, _ = skip_mods_and_typedefs(lbtf, lt.return_type)
-            tid, _ = skip_mods_and_typedefs(tbtf, tt.return_type)
+            lid, _ = _skip_kind(lbtf, lt.return_type)
+            tid, _ = _skip_kind(tbtf, tt.return_type)
             continue
         return False
 
@@ -512,7 +508,7 @@ def spec_match(local: CoreSpec, tbtf: Spec, tid: int) -> CoreSpec | None:
                 flex = _is_flex_arr(tbtf, prev, tt)
                 if not flex and lacc.idx >= tt.nelems:
                     return None
-                tid, _ = skip_mods_and_typedefs(tbtf, tt.type)
+                tid, _ = _skip_kind(tbtf, tt.type)
             if len(targ.raw_spec) == SPEC_MAX_LEN:
                 raise CoreError("struct/union/array nesting too deep")
             targ.spec.append(Accessor(tid, lacc.idx))
