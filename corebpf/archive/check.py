@@ -23,7 +23,6 @@ from .._record import field, record
 from ..errors import Error
 
 if TYPE_CHECKING:
-    from ..obj import ObjectSpec
     from .sources import KernelEntry
 
 OK, POISONED, FAILED = "ok", "poisoned", "failed"
@@ -157,25 +156,13 @@ def _words(local_spec: str) -> str:
     return local_spec.split("] ", 1)[-1].split(" (", 1)[0] if local_spec else ""
 
 
-_objects: dict[str, ObjectSpec] = {}
-
-
-def _object(path: str) -> ObjectSpec:
-    """Objects parsed once per worker process, however many kernels it handles."""
-    from ..obj import ObjectSpec
-
-    obj = _objects.get(path)
-    if obj is None:
-        obj = _objects[path] = ObjectSpec.load(path)
-    return obj
-
-
 def relocate_object(path: str, target: object) -> list[RelocationCheck]:
     """Every CO-RE relocation of the object at ``path`` against ``target`` (a
     corebpf.core.Target), as check reports them."""
+    from ..btfgen import load_object  # parsed once per worker, however many kernels
     from ..core import Relocator, Target
 
-    obj = _object(path)
+    obj = load_object(path)
     assert isinstance(target, Target)
     access: dict[tuple[str, int], str] = {}
     if obj.btf is not None and obj.btf_ext is not None:
@@ -216,6 +203,7 @@ def check_kernel(entry: KernelEntry, objects: Sequence[str]) -> KernelCheck:
     relocation that fails gives a failed cell. Module level, so process pools can run it.
     """
     from ..btf import from_bytes
+    from ..btfgen import load_object
     from ..core import Target
     from ..core.engine import FLAVOR_SEP, objects_root_names
     from .sources import read_btf
@@ -223,10 +211,9 @@ def check_kernel(entry: KernelEntry, objects: Sequence[str]) -> KernelCheck:
     path = os.fspath(entry.path)
     row = KernelCheck(kernel=entry.release or os.path.basename(path), path=path,
                       distro=entry.distro, version=entry.version, arch=entry.arch)
-    try:  # the types of every root name are found while indexing
-        names = objects_root_names(_object(o) for o in objects)
-    except Error:  # an unreadable object fails in its own cells, not this kernel's row
-        names = set()
+    # the types of every root name are found while indexing (check_archive has parsed
+    # the objects already)
+    names = objects_root_names(load_object(o) for o in objects)
     try:
         target = Target(from_bytes(read_btf(entry), source=path, find_names=names,
                                    prefix_sep=FLAVOR_SEP))
@@ -253,13 +240,13 @@ def check_archive(
     The objects are parsed here first, so a bad object is an error before any work; a bad
     kernel is a failed row and the others complete.
     """
-    from ..obj import ObjectSpec
+    from ..btfgen import load_object
     from .parallel import map_kernels
     from .sources import discover
 
     paths = [os.fspath(o) for o in objects]
     for p in paths:
-        ObjectSpec.load(p)
+        load_object(p)
     if isinstance(archive, str | os.PathLike):
         entries = list(discover(archive))
     else:
