@@ -61,10 +61,23 @@ DEFAULT_PIN_ROOT = "/sys/fs/bpf"
 
 # Map types the kernel refuses BTF key/value types for (libbpf clears them too).
 # perf_event_array, stack_trace, cgroup_array, array/hash of maps, devmap(_hash), sockmap,
-# cpumap, xskmap, sockhash, queue, stack
-_NO_BTF_MAP_TYPES = {4, 7, 8, 12, 13, 14, 15, 16, 17, 18, 22, 23, 25}
+# cpumap, xskmap, sockhash, queue, stack, ringbuf, user_ringbuf
+_NO_BTF_MAP_TYPES = {4, 7, 8, 12, 13, 14, 15, 16, 17, 18, 22, 23, 25, 27, 31}
 MAP_TYPE_PERF_EVENT_ARRAY = 4
 MAP_TYPE_RINGBUF = 27
+MAP_TYPE_USER_RINGBUF = 31
+
+
+def kernel_key_value_sizes(m: MapSpec) -> tuple[int, int]:
+    """The key and value sizes the kernel takes for ``m``. ``__type(value, struct event)``
+    on a ring buffer or perf event array only names the event type for readers (as
+    cilium/ebpf accepts it): the kernel wants 0/0 for ring buffers and 4/4 (a CPU index,
+    a perf event fd) for perf event arrays."""
+    if m.type in (MAP_TYPE_RINGBUF, MAP_TYPE_USER_RINGBUF):
+        return 0, 0
+    if m.type == MAP_TYPE_PERF_EVENT_ARRAY:
+        return 4, 4
+    return m.key_size, m.value_size
 
 
 class LoadedMap:
@@ -367,9 +380,10 @@ class Loader:
             page = mmap.PAGESIZE
             max_entries = max(page, (max_entries + page - 1) // page * page)
         btf_fd, key_id, value_id = self._map_btf_ids(m)
+        key_size, value_size = kernel_key_value_sizes(m)
         try:
             try:
-                return ksys.map_create(m.type, m.key_size, m.value_size, max_entries,
+                return ksys.map_create(m.type, key_size, value_size, max_entries,
                                        flags=m.flags, inner_map_fd=inner_fd,
                                        numa_node=m.numa_node, name=m.name, btf_fd=btf_fd,
                                        btf_key_type_id=key_id, btf_value_type_id=value_id,
@@ -378,13 +392,13 @@ class Loader:
                 if not (key_id or value_id):
                     raise
                 # as libbpf: the kernel may not take BTF types for this map; retry without
-                return ksys.map_create(m.type, m.key_size, m.value_size, max_entries,
+                return ksys.map_create(m.type, key_size, value_size, max_entries,
                                        flags=m.flags, inner_map_fd=inner_fd,
                                        numa_node=m.numa_node, name=m.name,
                                        map_extra=m.map_extra)
         except OSError as e:
             raise LoadError(f"{self.obj.source}: map {m.name!r} (type {m.type}, key "
-                            f"{m.key_size}, value {m.value_size}, max {max_entries}): "
+                            f"{key_size}, value {value_size}, max {max_entries}): "
                             f"{e.strerror}", errno=e.errno or 0) from None
 
     def _create_maps(self) -> None:

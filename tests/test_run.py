@@ -389,3 +389,18 @@ def test_stop_event_ends_a_run_from_another_thread() -> None:
     t.join(10)
     assert result == [0]
     assert "globals" in json.loads(out.getvalue().splitlines()[-1])
+
+
+@needs_root
+def test_typed_ring_and_perf_maps_run() -> None:
+    """Maps that name their event type with __type(value, struct event) load (as 0/0 ring
+    buffer and 4/4 perf event array) and their records decode as that type."""
+    p = _start(str(PROGS / "events.bpf.o"), "--set", f"target_pid={os.getpid()}",
+               "--duration", "1")
+    for _ in range(2):
+        os.getppid()
+    lines, _final = _finish(p)
+    want = {"pid": os.getpid(), "tag": -3,
+            "comm": Path("/proc/self/comm").read_text().strip()[:11]}
+    assert [r["event"] for r in lines if r["map"] == "ring"] == [want] * 2
+    assert [r["event"] for r in lines if r["map"] == "perf"] == [want] * 2
