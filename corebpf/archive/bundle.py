@@ -21,20 +21,24 @@ import lzma
 import os
 import re
 import tarfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._record import field, record
-from ..errors import ArchiveError
+from ..errors import ArchiveError, Error
 from .parallel import map_kernels
 from .sources import (
     KernelEntry,
     discover,
     file_sha256,
     machine_key,
+    normalize_arch,
     read_btf,
 )
+
+if TYPE_CHECKING:
+    from ..btf.spec import Spec
 
 BUNDLE_FORMAT = "corebpf-btf-bundle"
 BUNDLE_VERSION = 1
@@ -67,15 +71,19 @@ class BundledKernel:
         return {name: getattr(self, name) for name in self.__match_args__}
 
 
-def minimize_entry(entry: KernelEntry, objects: Sequence[str]) -> tuple[bytes, int, int]:
-    """One kernel's minimized BTF for ``objects``: (raw BTF, type count, relocations).
-    Read and parsed once in the worker, for all objects."""
+def minimize_entry(entry: KernelEntry, objects: Sequence[str],
+                   arch_objects: Mapping[str, Sequence[str]] | None = None
+                   ) -> tuple[bytes, int, int]:
+    """One kernel's minimized BTF for ``objects`` and the ``arch_objects`` of its
+    architecture: (raw BTF, type count, relocations). Read and parsed once in the
+    worker, for all objects."""
     from ..btf import from_bytes
     from ..btfgen import Minimizer, load_object
     from ..core import Target
     from ..core.engine import FLAVOR_SEP, objects_root_names
 
-    objs = [load_object(p) for p in objects]
+    extra = (arch_objects or {}).get(entry.arch, ())
+    objs = [load_object(p) for p in (*objects, *extra)]
     raw = read_btf(entry)
     spec = from_bytes(raw, source=entry.path, find_names=objects_root_names(objs),
                       prefix_sep=FLAVOR_SEP)
@@ -114,21 +122,30 @@ def _tar_add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 def build_bundle(objects: Sequence[str | os.PathLike[str]],
                  archive: str | os.PathLike[str] | Iterable[KernelEntry],
                  out_path: str | os.PathLike[str], *, executor: Executor | None = None,
-                 jobs: int | None = None, progress: bool | None = None) -> BundleReport:
+                 jobs: int | None = None, progress: bool | None = None,
+                 arch_objects: Mapping[str, Sequence[str | os.PathLike[str]]] | None = None
+                 ) -> BundleReport:
     """Minimize every kernel of ``archive`` for ``objects`` and pack the results.
+
+    ``arch_objects`` maps an architecture (as :func:`~.sources.normalize_arch` names it)
+    to objects that only its kernels run (built with ``-D__TARGET_ARCH_...``: their
+    pt_regs reads relocate against that architecture's layout only).
 
     Kernels that cannot be read or minimized are skipped and listed in the report and
     the bundle's index; two entries with the same (distro, version, arch, release) keep
-    the first.
+    the first. The same inputs give the same bytes.
     """
     from ..btfgen import load_object
 
     paths = [os.fspath(p) for p in objects]
-    for p in paths:
+    per_arch = {normalize_arch(a): [os.fspath(p) for p in ps]
+                for a, ps in sorted((arch_objects or {}).items())}
+    for p in (*paths, *(q for ps in per_arch.values() for q in ps)):
         load_object(p)  # a bad object fails the whole job, before any kernel
     entries = (discover(archive) if isinstance(archive, str | os.PathLike)
                else list(archive))
-    outcomes = map_kernels(functools.partial(minimize_entry, objects=paths), entries,
+    outcomes = map_kernels(functools.partial(minimize_entry, objects=paths,
+                                             arch_objects=per_arch or None), entries,
                            executor=executor, jobs=jobs, progress=progress)
     blobs: dict[str, bytes] = {}
     rows: list[BundledKernel] = []
@@ -154,7 +171,9 @@ def build_bundle(objects: Sequence[str | os.PathLike[str]],
                                   sha, len(data), types, relocations))
     index = {
         "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION,
-        "objects": [{"name": os.path.basename(p), "sha256": file_sha256(p)} for p in paths],
+        "objects": [{"name": os.path.basename(p), "sha256": file_sha256(p)} for p in paths]
+        + [{"name": os.path.basename(p), "sha256": file_sha256(p), "arch": a}
+           for a, ps in per_arch.items() for p in ps],
         "kernels": [r.to_json() for r in rows],
         "skipped": [{"path": p, "error": e} for p, e in skipped],
     }
@@ -314,29 +333,170 @@ def lookup_btf(bundle: str | os.PathLike[str], **key: str | None) -> bytes | Non
 
 
 def core_btf_for(bundle: str | os.PathLike[str], *,
-                 kernel_btf: str = "/sys/kernel/btf/vmlinux", **key: str | None) -> bytes | None:
+                 kernel_btf: str = "/sys/kernel/btf/vmlinux", **key: str | None
+                 ) -> bytes | None:
     """What the loader relocates against given a bundle: None (the kernel's own BTF)
-    when the kernel has one, else this machine's BTF from the bundle. ArchiveError when
-    neither exists, saying which machine was looked for."""
+    when the kernel has one, else the raw BTF :func:`select_core_btf` finds (a vmlinux
+    on disk, or this machine's entry of the bundle). :class:`NoBTFError` when there is
+    none, naming the machine looked for and the bundle's nearest kernels."""
+    choice = select_core_btf(bundle=bundle, kernel_btf=kernel_btf, distro=key.get("distro"),
+                             version=key.get("version"), arch=key.get("arch"),
+                             release=key.get("release"))
+    return None if choice.kind == "kernel" else choice.spec.raw
+
+
+# -- choosing the CO-RE target -----------------------------------------------------------
+
+#: where libbpf (btf__load_vmlinux_btf) looks for a vmlinux ELF with .BTF when the
+#: kernel exposes no /sys/kernel/btf/vmlinux, in its order; {r} is ``uname -r``
+VMLINUX_PATHS = (
+    "/boot/vmlinux-{r}",
+    "/lib/modules/{r}/vmlinux-{r}",
+    "/lib/modules/{r}/build/vmlinux",
+    "/usr/lib/modules/{r}/kernel/vmlinux",
+    "/usr/lib/debug/boot/vmlinux-{r}",
+    "/usr/lib/debug/boot/vmlinux-{r}.debug",
+    "/usr/lib/debug/lib/modules/{r}/vmlinux",
+)
+#: how many of a bundle's kernels a :class:`NoBTFError` names
+NEAREST = 5
+
+
+class NoBTFError(ArchiveError):
+    """No BTF describes this kernel: not its own, no vmlinux on disk, no bundle entry.
+
+    ``key`` is the (distro, version, arch, release) looked for, ``tried`` the files
+    and bundle looked in, ``nearest`` the bundle's closest kernels (same architecture,
+    same distro first, closest release), for a human to pick one with ``--btf``.
+    """
+
+    def __init__(self, message: str, *, key: tuple[str, str, str, str],
+                 tried: Sequence[str] = (), nearest: Sequence[BundledKernel] = ()):
+        self.key = key
+        self.tried = list(tried)
+        self.nearest = list(nearest)
+        super().__init__(message)
+
+
+@record
+class CoreBTFChoice:
+    """The BTF CO-RE relocates against on this machine, and where it came from."""
+
+    spec: Spec
+    #: "explicit" (the caller's), "kernel" (/sys/kernel/btf/vmlinux), "vmlinux" (an ELF
+    #: on disk) or "bundle"
+    kind: str
+    #: for a human: the file, or "bundle B entry distro/version/arch/release (rule)"
+    source: str
+    #: the machine: (distro, version, arch, release)
+    key: tuple[str, str, str, str]
+    #: the bundle row used, for kind "bundle"
+    match: Match | None = None
+
+
+def _release_numbers(release: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", release)[:8])
+
+
+def nearest_kernels(kernels: Iterable[BundledKernel], key: tuple[str, str, str, str],
+                    limit: int = NEAREST) -> list[BundledKernel]:
+    """The kernels closest to ``key``: same architecture only (another's BTF is of no
+    use), then same distro and version first, then the longest run of equal leading
+    release numbers and the smallest gap in the first one that differs."""
+    distro, version, arch, release = key
+    want = _release_numbers(release)
+
+    def rank(k: BundledKernel) -> tuple[int, int, int, int, str]:
+        have = _release_numbers(k.release)
+        same = 0
+        while same < min(len(want), len(have)) and want[same] == have[same]:
+            same += 1
+        gap = (abs(want[same] - have[same]) if same < min(len(want), len(have))
+               else 0)
+        return (k.distro != distro, k.version != version, -same, gap, k.release)
+
+    return sorted((k for k in kernels if k.arch == arch), key=rank)[:limit]
+
+
+def _key_text(key: tuple[str, str, str, str]) -> str:
+    return ", ".join(f"{n}={v or '?'}" for n, v in zip(_KEY_FIELDS, key, strict=True))
+
+
+def select_core_btf(btf: Spec | str | os.PathLike[str] | None = None,
+                    bundle: Bundle | str | os.PathLike[str] | None = None, *,
+                    kernel_btf: str = "/sys/kernel/btf/vmlinux",
+                    vmlinux_paths: Sequence[str] = VMLINUX_PATHS,
+                    distro: str | None = None, version: str | None = None,
+                    arch: str | None = None, release: str | None = None) -> CoreBTFChoice:
+    """Decide the BTF that describes this kernel for CO-RE, in libbpf's order and then
+    the bundle's: ``btf`` when given (a Spec, or a path in any container); the kernel's
+    own ``/sys/kernel/btf/vmlinux``; the first vmlinux of ``vmlinux_paths`` that holds
+    BTF; this machine's entry of ``bundle``. The machine is (``distro``, ``version``,
+    ``arch``, ``release``), each part left out read from /etc/os-release and uname.
+
+    :class:`NoBTFError` when none applies: it names the key, every place looked in, and
+    the bundle's nearest kernels. A ``btf`` that cannot be read is a BTFError naming it
+    (an explicit choice is never passed over).
+    """
+    from ..btf import Spec, from_bytes, load
+
+    want = machine_key(distro, version, arch, release)
+    if isinstance(btf, Spec):
+        return CoreBTFChoice(btf, "explicit", btf.source or "<btf>", want)
+    if btf is not None:
+        return CoreBTFChoice(load(btf), "explicit", os.fspath(btf), want)
     if os.path.exists(kernel_btf):
-        return None
-    b = Bundle.open(bundle)
-    match = b.lookup(**key)
-    if match is None:
-        want = machine_key(**key)
-        raise ArchiveError(f"{b.path}: no BTF for {'/'.join(want)} (and the kernel has no "
-                           f"{kernel_btf})")
-    return match.btf
+        return CoreBTFChoice(load(kernel_btf), "kernel", kernel_btf, want)
+    tried = [f"no {kernel_btf}"]
+    missing = []
+    for template in vmlinux_paths:
+        path = template.format(r=want[3])
+        if not os.path.exists(path):
+            missing.append(path)
+            continue
+        try:
+            return CoreBTFChoice(load(path), "vmlinux", path, want)
+        except Error as e:  # libbpf too goes on to the next place
+            tried.append(f"{path}: {e}")
+    if missing:
+        tried.append(f"no {', '.join(missing)}")
+    if bundle is None:
+        raise NoBTFError(f"no BTF for this kernel ({_key_text(want)}): "
+                         f"{'; '.join(tried)}; give a BTF bundle or a BTF file", key=want,
+                         tried=tried)
+    b = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
+    match = b.lookup(distro=want[0], version=want[1], arch=want[2], release=want[3])
+    if match is not None:
+        k = match.kernel
+        source = f"bundle {b.path} entry {'/'.join(k.key)} ({match.rule} match)"
+        return CoreBTFChoice(from_bytes(match.btf, source=f"{b.path}:{'/'.join(k.key)}"),
+                             "bundle", source, want, match)
+    near = nearest_kernels(b.kernels, want)
+    if near:
+        hint = "nearest entries: " + ", ".join("/".join(k.key) for k in near)
+    else:
+        arches = sorted({k.arch for k in b.kernels})
+        hint = (f"the bundle has no {want[2]} kernels (only "
+                f"{', '.join(arches) or 'none'})")
+    tried.append(f"no entry in bundle {b.path} ({len(b.kernels)} kernels)")
+    raise NoBTFError(f"{b.path}: no BTF for {'/'.join(want)} ({_key_text(want)}, or any "
+                     f"distro's arch={want[2]} release={want[3]}); {hint}; "
+                     f"{'; '.join(tried[:-1])}", key=want, tried=tried, nearest=near)
 
 
 __all__ = [
     "BUNDLE_FORMAT",
+    "VMLINUX_PATHS",
     "Bundle",
     "BundleReport",
     "BundledKernel",
+    "CoreBTFChoice",
     "Match",
+    "NoBTFError",
     "build_bundle",
     "core_btf_for",
     "lookup_btf",
     "minimize_entry",
+    "nearest_kernels",
+    "select_core_btf",
 ]

@@ -22,17 +22,21 @@ from hypothesis import strategies as st
 import corebpf.btf as btf
 from corebpf.archive.bundle import (
     Bundle,
+    BundledKernel,
     BundleReport,
+    NoBTFError,
     build_bundle,
     core_btf_for,
     lookup_btf,
     minimize_entry,
+    nearest_kernels,
+    select_core_btf,
 )
 from corebpf.archive.index import ArchiveIndex, build_index
 from corebpf.archive.sources import discover, running_kernel
 from corebpf.btfgen import load_object
 from corebpf.core import relocate
-from corebpf.errors import ArchiveError
+from corebpf.errors import ArchiveError, BTFError
 from tests.archive.test_check import CORPUS_PICKS, new_archive
 from tests.btfgen.test_minimize import decided
 from tests.conftest import CORPUS, KERNEL_BTF, PROGS, debian_files
@@ -165,6 +169,102 @@ def test_loader_prefers_the_kernels_own_btf(bundle: tuple[Path, BundleReport],
     with pytest.raises(ArchiveError, match=r"no BTF for debian/12/x86_64/9\.9\.9"):
         core_btf_for(bundle[0], kernel_btf=str(tmp_path / "none"), distro="debian",
                      version="12", arch="x86_64", release="9.9.9")
+
+
+# -- choosing the CO-RE target -----------------------------------------------------------
+
+
+@pytest.mark.skipif(not KERNEL_BTF.exists(), reason="this kernel has no /sys/kernel/btf/vmlinux")
+def test_select_prefers_the_kernels_own_btf(bundle: tuple[Path, BundleReport]) -> None:
+    """Even with a bundle at hand, and whatever the bundle holds for this machine."""
+    for b in (None, bundle[0]):
+        choice = select_core_btf(bundle=b)
+        assert choice.kind == "kernel" and choice.source == str(KERNEL_BTF)
+        assert choice.spec.raw == btf.load(KERNEL_BTF).raw and choice.match is None
+    assert choice.key[3] == os.uname().release
+
+
+def test_select_explicit_btf_first(tmp_path: Path) -> None:
+    deb = debian_files()[0]
+    choice = select_core_btf(deb)
+    assert (choice.kind, choice.source) == ("explicit", str(deb))
+    spec = choice.spec
+    assert select_core_btf(spec).spec is spec
+    with pytest.raises(BTFError, match="missing: cannot read"):
+        select_core_btf(tmp_path / "missing")
+
+
+def test_select_a_vmlinux_on_disk(tmp_path: Path) -> None:
+    """libbpf's places, in order, with uname -r in them; one that holds no BTF is passed
+    over (and named if nothing else fits)."""
+    rel = "6.1.0-56-amd64"
+    bad = tmp_path / f"vmlinux-{rel}.bad"
+    bad.write_bytes(b"\x7fELF not really")
+    good = tmp_path / rel / "vmlinux"
+    good.parent.mkdir()
+    good.write_bytes(btf.load(debian_files()[0]).raw)
+    paths = [str(tmp_path / "none-{r}"), str(tmp_path / "vmlinux-{r}.bad"),
+             str(tmp_path / "{r}" / "vmlinux")]
+    choice = select_core_btf(kernel_btf=str(tmp_path / "no-sysfs"), vmlinux_paths=paths,
+                             release=rel)
+    assert (choice.kind, choice.source) == ("vmlinux", str(good))
+    with pytest.raises(NoBTFError) as e:
+        select_core_btf(kernel_btf=str(tmp_path / "no-sysfs"), vmlinux_paths=paths[:2],
+                        distro="debian", version="12", arch="amd64", release=rel)
+    msg = str(e.value)
+    assert "distro=debian, version=12, arch=x86_64, release=6.1.0-56-amd64" in msg, msg
+    assert f"no {tmp_path}/no-sysfs" in msg and f"no {tmp_path}/none-{rel}" in msg, msg
+    assert f"{bad}: " in msg and "give a BTF bundle" in msg, msg
+    assert e.value.key == ("debian", "12", "x86_64", rel) and not e.value.nearest
+
+
+def test_select_from_a_bundle(bundle: tuple[Path, BundleReport], tmp_path: Path) -> None:
+    deb = debian_files()[0].name.removesuffix(".btf.xz")
+    b = Bundle.open(bundle[0])
+    choice = select_core_btf(bundle=b, kernel_btf=str(tmp_path / "none"), vmlinux_paths=(),
+                             distro="debian", version="12", arch="x86_64", release=deb)
+    assert choice.kind == "bundle" and choice.match is not None
+    assert choice.source == f"bundle {b.path} entry debian/12/x86_64/{deb} (exact match)"
+    assert choice.spec.raw == choice.match.btf
+    assert choice.key == ("debian", "12", "x86_64", deb)
+    # the loader's entry point gives the same bytes
+    assert core_btf_for(bundle[0], kernel_btf=str(tmp_path / "none"), distro="debian",
+                        version="12", arch="x86_64", release=deb) == choice.match.btf
+
+
+def test_no_entry_names_keys_and_nearest(bundle: tuple[Path, BundleReport],
+                                         tmp_path: Path) -> None:
+    with pytest.raises(NoBTFError) as e:
+        select_core_btf(bundle=bundle[0], kernel_btf=str(tmp_path / "none"),
+                        vmlinux_paths=("/nonexistent/vmlinux-{r}",), distro="debian",
+                        version="12", arch="x86_64", release="6.12.200-amd64")
+    msg = str(e.value)
+    for part in ("distro=debian", "version=12", "arch=x86_64", "release=6.12.200-amd64",
+                 "/nonexistent/vmlinux-6.12.200-amd64", "nearest entries: "
+                 "debian/12/x86_64/6.12.117+deb12-amd64, debian/12/x86_64/6.1.0-56"):
+        assert part in msg, (part, msg)
+    assert isinstance(e.value, ArchiveError) and e.value.nearest
+    assert all(k.arch == "x86_64" for k in e.value.nearest)
+    with pytest.raises(NoBTFError, match="the bundle has no riscv64 kernels"):
+        select_core_btf(bundle=bundle[0], kernel_btf=str(tmp_path / "none"),
+                        vmlinux_paths=(), arch="riscv64")
+
+
+def test_nearest_kernels_order() -> None:
+    def k(distro: str, version: str, arch: str, release: str) -> BundledKernel:
+        return BundledKernel(distro, version, arch, release, "0" * 64, 1, 1, 1)
+
+    kernels = [k("ubuntu", "20.04", "x86_64", "5.4.0-42-generic"),
+               k("ubuntu", "20.04", "x86_64", "5.4.0-100-generic"),
+               k("ubuntu", "20.04", "x86_64", "5.8.0-63-generic"),
+               k("ubuntu", "20.04", "arm64", "5.4.0-45-generic"),
+               k("centos", "8", "x86_64", "5.4.0-45.el8"),
+               k("ubuntu", "18.04", "x86_64", "5.4.0-45-generic")]
+    got = nearest_kernels(kernels, ("ubuntu", "20.04", "x86_64", "5.4.0-45-generic"))
+    assert [(x.version, x.release) for x in got] == [
+        ("20.04", "5.4.0-42-generic"), ("20.04", "5.4.0-100-generic"),
+        ("20.04", "5.8.0-63-generic"), ("18.04", "5.4.0-45-generic"),
+        ("8", "5.4.0-45.el8")]
 
 
 @pytest.fixture(scope="module")
