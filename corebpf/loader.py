@@ -23,6 +23,7 @@ from .btf.writer import Builder
 from .core import RelocationReport, Relocator, Target
 from .errors import LoadError, RelocationError
 from .features import btf_features
+from .globals import Variable, encode_variable, find_variable
 from .kconfig import kernel_version, read_kconfig
 from .obj.object import (
     KCONFIG_SEC,
@@ -318,6 +319,7 @@ class Loader:
         obj = self.obj
         if obj.endian != "<" and struct.pack("=I", 1) == struct.pack("<I", 1):
             raise LoadError(f"{obj.source}: big-endian object cannot run on this kernel")
+        self._encode_rodata()
         try:
             self._load_btf()
             self._create_maps()
@@ -328,6 +330,17 @@ class Loader:
             self.coll.close()
             raise
         return self.coll
+
+    def _encode_rodata(self) -> None:
+        """Every ``rodata`` value checked against its variable's type before the kernel
+        is asked for anything (an unknown name or a value that does not fit is a
+        :class:`corebpf.globals.VariableError`)."""
+        self._rodata_vars: dict[str, list[Variable]] = {}
+        self._rodata_bytes: dict[str, bytes] = {}
+        for name, value in self.rodata.items():
+            var = find_variable(self.obj, name, read_only=True)
+            self._rodata_bytes[name] = encode_variable(self.obj, name, value, read_only=True)
+            self._rodata_vars.setdefault(var.section, []).append(var)
 
     # -- BTF -------------------------------------------------------------------------
 
@@ -473,11 +486,8 @@ class Loader:
     def _init_data_map(self, lm: LoadedMap) -> None:
         m = lm.spec
         contents = bytearray(m.contents)
-        if m.read_only and self.rodata:
-            for var in m.variables:
-                if var.name in self.rodata:
-                    contents[var.offset:var.offset + var.size] = self._encode_var(
-                        var.name, self.rodata.pop(var.name), var.size)
+        for var in self._rodata_vars.get(m.section, ()):
+            contents[var.offset:var.offset + var.size] = self._rodata_bytes[var.name]
         if any(contents):
             key = ctypes.c_uint32(0)
             val = ctypes.create_string_buffer(bytes(contents), max(len(contents), 1))
@@ -488,22 +498,6 @@ class Loader:
             prot = mmap.PROT_READ if m.read_only else mmap.PROT_READ | mmap.PROT_WRITE
             size = (m.value_size + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE
             lm.mmap = mmap.mmap(lm.fd.fd, size, mmap.MAP_SHARED, prot)
-
-    @staticmethod
-    def _encode_var(name: str, value: Any, size: int) -> bytes:
-        if isinstance(value, bytes | bytearray):
-            if len(value) > size:
-                raise LoadError(f"read-only variable {name!r}: {len(value)} bytes for {size}")
-            return bytes(value).ljust(size, b"\0")
-        if isinstance(value, str):
-            return value.encode()[: size - 1].ljust(size, b"\0")
-        if isinstance(value, bool | int):
-            try:
-                return int(value).to_bytes(size, "little", signed=int(value) < 0)
-            except OverflowError:
-                raise LoadError(f"read-only variable {name!r}: {value} does not fit in "
-                                f"{size} bytes") from None
-        raise LoadError(f"read-only variable {name!r}: cannot store {type(value).__name__}")
 
     # -- relocations -----------------------------------------------------------------
 
@@ -720,7 +714,10 @@ def load(obj: ObjectSpec | str | os.PathLike[str], *, btf: Spec | str | None = N
     ``btf`` is the BTF CO-RE relocates against (a Spec or a path in any container);
     by default the running kernel's. ``bundle`` (a corebpf BTF bundle) is for kernels
     without BTF of their own: the kernel's BTF is used when it has one, else this
-    machine's entry of the bundle. ``rodata`` sets read-only globals before load.
+    machine's entry of the bundle. ``rodata`` sets read-only globals (``const volatile``)
+    before load, by name, each value checked against the variable's BTF type as
+    :func:`corebpf.globals.encode_variable` does (a VariableError names the variable,
+    its section and type, or lists the read-only globals for an unknown name).
     ``btf_features`` rewrites the object's BTF for a kernel with only those BTF kinds
     (by default it is rewritten only if this kernel refuses it, for what it accepts).
     """

@@ -26,6 +26,7 @@ from .btf import Spec
 from .btf import types as bt
 from .btf.codec import CodecError, codec
 from .errors import AttachError, BTFError, Error
+from .globals import parse_value, parse_variable
 from .links import Link, attach
 from .loader import MAP_TYPE_PERF_EVENT_ARRAY, MAP_TYPE_RINGBUF, Collection, LoadedMap, load
 from .maps import Map
@@ -63,13 +64,11 @@ _NEEDS_TARGET = frozenset({AttachKind.NONE, AttachKind.XDP, AttachKind.TC, Attac
                            AttachKind.NETKIT, AttachKind.USDT, AttachKind.KPROBE_MULTI,
                            AttachKind.UPROBE_MULTI, AttachKind.KSYSCALL})
 
-_TRUE = frozenset({"1", "true", "yes", "on", "y"})
-_FALSE = frozenset({"0", "false", "no", "off", "n"})
-
 
 class RunError(Error):
-    """A ``run`` request that cannot be met: an unknown variable or event type, a value
-    that does not parse as its variable's type."""
+    """A ``run`` request that cannot be met: a malformed ``NAME=VALUE``, an unknown event
+    type. (Unknown variables and values that do not fit are
+    :class:`corebpf.globals.VariableError`.)"""
 
 
 # -- values to JSON ---------------------------------------------------------------------
@@ -178,89 +177,12 @@ def parse_assignments(items: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def _type_desc(spec: Spec, tid: int) -> str:
-    t = spec.type(spec.resolve(tid))
-    if isinstance(t, bt.Array):
-        return f"{_type_desc(spec, t.type)}[{t.nelems}]"
-    kind = {bt.Kind.STRUCT: "struct ", bt.Kind.UNION: "union ", bt.Kind.ENUM: "enum ",
-            bt.Kind.ENUM64: "enum "}.get(t.kind, "")
-    return f"{kind}{t.name or '(anon)'}" if t.name or kind else t.kind.name.lower()
-
-
-def parse_value(spec: Spec, type_id: int, text: str, *, what: str = "value") -> bytes:
-    """``text`` as the bytes of BTF type ``type_id``: integers in any base Python reads
-    (``0x10``, ``-1``, ``1_000``), booleans (``true``/``false``/``1``/``0``), enumerator
-    names, strings for ``char`` arrays, floats, and JSON for structs and other arrays.
-    Errors name ``what`` and the type."""
-    tid = spec.resolve(type_id)
-    t = spec.type(tid)
-    desc = _type_desc(spec, type_id)
-    value: Any
-    try:
-        if isinstance(t, bt.Int) and t.encoding & bt.IntEncoding.BOOL:
-            low = text.strip().lower()
-            if low not in _TRUE | _FALSE:
-                raise RunError(f"{what}: {text!r} is not a boolean ({desc}: true or false)")
-            value = low in _TRUE
-        elif isinstance(t, bt.Int | bt.Pointer):
-            value = _parse_int(text, what, desc)
-        elif isinstance(t, bt.Enum | bt.Enum64):
-            names = {v.name: v.value for v in t.values}
-            value = names[text.strip()] if text.strip() in names else _parse_int(
-                text, what, f"{desc} (one of {', '.join(names) or 'no names'} or an integer)")
-        elif isinstance(t, bt.Float):
-            try:
-                value = float(text)
-            except ValueError:
-                raise RunError(f"{what}: {text!r} is not a number ({desc})") from None
-        elif isinstance(t, bt.Array) and _char_array(spec, t):
-            raw = text.encode()
-            if len(raw) >= t.nelems:
-                raise RunError(f"{what}: {len(raw)}-byte string does not fit {desc} "
-                               f"(at most {t.nelems - 1} bytes and the NUL)")
-            value = raw
-        else:
-            try:
-                value = json.loads(text)
-            except ValueError:
-                raise RunError(f"{what}: {desc} takes a JSON value, not {text!r}") from None
-        return codec(spec, tid).encode(value)
-    except CodecError as e:
-        raise RunError(f"{what}: {text!r} does not fit {desc}: {e}") from None
-    except BTFError as e:
-        raise RunError(f"{what}: cannot set a {desc}: {e}") from None
-
-
-def _char_array(spec: Spec, t: bt.Array) -> bool:
-    et = spec.type(spec.resolve(t.type))
-    return isinstance(et, bt.Int) and et.size == 1 and not et.encoding & bt.IntEncoding.BOOL
-
-
-def _parse_int(text: str, what: str, desc: str) -> int:
-    try:
-        return int(text.strip(), 0)
-    except ValueError:
-        raise RunError(f"{what}: {text!r} is not an integer ({desc})") from None
-
-
 def rodata_values(obj: ObjectSpec, assignments: Mapping[str, str]) -> dict[str, bytes]:
     """Each ``NAME=VALUE`` of read-only globals (``const volatile``) parsed per the
-    variable's BTF type, ready for :func:`corebpf.loader.load`'s ``rodata``."""
-    found = {v.name: (m, v) for m in obj.maps.values() if m.is_data and m.read_only
-             for v in m.variables}
-    out: dict[str, bytes] = {}
-    for name, text in assignments.items():
-        if name not in found:
-            have = ", ".join(sorted(found)) or "none"
-            raise RunError(f"{obj.source}: no read-only global variable {name!r} "
-                           f"(read-only globals: {have})")
-        m, v = found[name]
-        if obj.btf is None:
-            raise RunError(f"{obj.source}: variable {name!r}: the object has no BTF to "
-                           "type it")
-        out[name] = parse_value(obj.btf, v.type_id, text,
-                                what=f"{obj.source}: {m.section} variable {name!r}")
-    return out
+    variable's BTF type (:func:`corebpf.globals.parse_variable`), ready for
+    :func:`corebpf.loader.load`'s ``rodata``."""
+    return {name: parse_variable(obj, name, text, read_only=True)
+            for name, text in assignments.items()}
 
 
 # -- events -------------------------------------------------------------------------------

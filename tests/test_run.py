@@ -23,6 +23,7 @@ from corebpf.btf.codec import codec
 from corebpf.btf.types import IntEncoding
 from corebpf.btf.writer import Builder
 from corebpf.cli import main
+from corebpf.globals import VariableError
 from corebpf.obj import ObjectSpec
 from corebpf.run import (
     RunError,
@@ -83,13 +84,13 @@ def test_parse_value_by_type() -> None:
     assert parse_value(s, t.mode, "ON") == (5).to_bytes(4, "little")
     assert parse_value(s, t.dbl, "1.5") == struct.pack("<d", 1.5)
     assert parse_value(s, t.ev, '{"pid": 3}')[:4] == (3).to_bytes(4, "little")
-    with pytest.raises(RunError, match=r"var 'x'.*not an integer"):
+    with pytest.raises(VariableError, match=r"var 'x'.*not an integer"):
         parse_value(s, t.u32, "ten", what="var 'x'")
-    with pytest.raises(RunError, match=r"var 'x'.*does not fit"):
+    with pytest.raises(VariableError, match=r"var 'x'.*does not fit"):
         parse_value(s, t.u32, str(1 << 32), what="var 'x'")
-    with pytest.raises(RunError, match=r"var 'x'.*does not fit char\[8\]"):
+    with pytest.raises(VariableError, match=r"var 'x'.*does not fit char\[8\]"):
         parse_value(s, t.name, "eightchr", what="var 'x'")
-    with pytest.raises(RunError, match=r"var 'x'.*not a boolean"):
+    with pytest.raises(VariableError, match=r"var 'x'.*not a boolean"):
         parse_value(s, t.bool, "maybe", what="var 'x'")
 
 
@@ -98,11 +99,11 @@ def test_rodata_values_name_the_variable() -> None:
     assert rodata_values(obj, {"target_uid": "0x3e8", "ignore_failed": "-1"}) == {
         "target_uid": (1000).to_bytes(4, "little"),
         "ignore_failed": (-1).to_bytes(4, "little", signed=True)}
-    with pytest.raises(RunError, match=r"no read-only global variable 'nope'.*target_uid"):
+    with pytest.raises(VariableError, match=r"no read-only global variable 'nope'.*target_uid"):
         rodata_values(obj, {"nope": "1"})
-    with pytest.raises(RunError, match=r".rodata variable 'target_uid'.*not an integer"):
+    with pytest.raises(VariableError, match=r".rodata variable 'target_uid'.*not an integer"):
         rodata_values(obj, {"target_uid": "root"})
-    with pytest.raises(RunError, match=r"variable 'target_uid'.*does not fit"):
+    with pytest.raises(VariableError, match=r"variable 'target_uid'.*does not fit"):
         rodata_values(obj, {"target_uid": "0x100000000"})
 
 
@@ -137,6 +138,11 @@ def test_unknown_event_type_is_an_error(capsys: pytest.CaptureFixture[str]) -> N
 def test_bad_set_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", str(EXECSNOOP), "--set", "target_uid=abc"]) == 1
     assert "'target_uid'" in capsys.readouterr().err
+    assert main(["run", str(EXECSNOOP), "--set", "target_uid=-5"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("target_uid") == 1 and err.count("does not fit") == 1, err
+    assert ".rodata variable 'target_uid' (const volatile __u32): -5 does not fit in " \
+        "unsigned int (0..4294967295)" in err
 
 
 # -- real runs ---------------------------------------------------------------------------------
