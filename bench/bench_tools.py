@@ -1,6 +1,6 @@
 """Ready tools benchmark, corebpf's tools next to Debian's libbpf-tools (C) in one run (issue #10).
 
-For execsnoop and opensnoop, each side run the same way (stdout on a pseudo-terminal,
+For execsnoop and opensnoop, each side runs the same way (stdout on a pseudo-terminal,
 as in a shell, so that the C tools' stdout is line-buffered and nothing waits in a buffer;
 stderr on a pipe; both drained by this process):
 
@@ -32,7 +32,7 @@ Run: python bench/bench_tools.py [--tools execsnoop,opensnoop] [--runs N]
      e.g. --cmd 'execsnoop:corebpf=corebpf run tests/progs/execsnoop.bpf.o'
           --ready 'execsnoop:corebpf=stderr:attached'
 Environment: COREBPF_BENCH_<TOOL>_CMD and COREBPF_BENCH_<TOOL>_READY set the corebpf
-side the same way (flags win). Needs root; takes about 40 s by default.
+side the same way (flags win). Needs root; takes about 30 s by default.
 """
 
 from __future__ import annotations
