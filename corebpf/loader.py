@@ -295,8 +295,9 @@ class Loader:
                  vmlinux: Spec | None = None, rodata: Mapping[str, Any] | None = None,
                  kconfig: Mapping[str, str] | None = None, pin_root: str = DEFAULT_PIN_ROOT,
                  programs: Iterable[str] | None = None, log_level: int = 0,
-                 btf_features: BTFFeatures | None = None):
+                 btf_features: BTFFeatures | None = None, log_lines: int | None = 20):
         self.obj = obj
+        self.log_lines = log_lines
         #: rewrite the object's BTF for these features up front instead of probing
         #: after a refusal (to prepare BTF for an older kernel, or to test the rewrite)
         self.forced_features = btf_features
@@ -650,7 +651,8 @@ class Loader:
                     line_info=line_info, line_info_rec_size=16 if line_info else 0,
                     attach_btf_id=attach_id, log_level=self.log_level)
             except LoadError as e:
-                raise type(e)(f"{obj.source}: {e}{self._explain_poison(e.log, p, insns)}",
+                raise type(e)(f"{obj.source}: {e}{self._explain_poison(e.log, p, insns)}"
+                              f"{verifier_log_excerpt(e.log, self.log_lines)}",
                               errno=e.errno, log=e.log) from None
             self.coll.programs[p.name] = Program(p, res.fd, bytes(insns), res.log, attach_id)
 
@@ -699,6 +701,19 @@ class Loader:
                               MAP_UPDATE_ANY)
 
 
+def verifier_log_excerpt(log: str, lines: int | None = 20) -> str:
+    """The end of a verifier log for an error message (its last ``lines`` lines, where
+    the refused instruction and the verifier's reason are; all of it for None), each
+    line indented, after a newline; "" without a log."""
+    all_lines = log.rstrip("\n").splitlines()
+    if not all_lines or lines == 0:
+        return ""
+    shown = all_lines if lines is None else all_lines[-lines:]
+    head = "verifier log:" if len(shown) == len(all_lines) else \
+        f"verifier log (last {len(shown)} of {len(all_lines)} lines):"
+    return "\n" + head + "".join(f"\n  {line}" for line in shown)
+
+
 def _s32(v: int) -> int:
     v &= 0xFFFFFFFF
     return v - (1 << 32) if v & 0x80000000 else v
@@ -708,7 +723,8 @@ def load(obj: ObjectSpec | str | os.PathLike[str], *, btf: Spec | str | None = N
          rodata: Mapping[str, Any] | None = None, kconfig: Mapping[str, str] | None = None,
          pin_root: str = DEFAULT_PIN_ROOT, programs: Iterable[str] | None = None,
          log_level: int = 0, bundle: str | os.PathLike[str] | None = None,
-         btf_features: BTFFeatures | None = None) -> Collection:
+         btf_features: BTFFeatures | None = None,
+         verifier_log_lines: int | None = 20) -> Collection:
     """Load an object into the kernel.
 
     ``btf`` is the BTF CO-RE relocates against (a Spec or a path in any container);
@@ -720,6 +736,9 @@ def load(obj: ObjectSpec | str | os.PathLike[str], *, btf: Spec | str | None = N
     its section and type, or lists the read-only globals for an unknown name).
     ``btf_features`` rewrites the object's BTF for a kernel with only those BTF kinds
     (by default it is rewritten only if this kernel refuses it, for what it accepts).
+    A program the verifier refuses is a VerifierError whose message ends with the last
+    ``verifier_log_lines`` lines of the verifier's log (None: all of it); ``.log`` holds
+    all of it (a failed load is retried with ``log_level`` 1 to get one).
     """
     spec = obj if isinstance(obj, ObjectSpec) else ObjectSpec.load(obj)
     core_btf = load_btf(btf) if isinstance(btf, str | os.PathLike) else btf
@@ -730,4 +749,5 @@ def load(obj: ObjectSpec | str | os.PathLike[str], *, btf: Spec | str | None = N
         found = core_btf_for(bundle)
         core_btf = None if found is None else from_bytes(found, source=os.fspath(bundle))
     return Loader(spec, core_btf=core_btf, rodata=rodata, kconfig=kconfig, pin_root=pin_root,
-                  programs=programs, log_level=log_level, btf_features=btf_features).run()
+                  programs=programs, log_level=log_level, btf_features=btf_features,
+                  log_lines=verifier_log_lines).run()

@@ -376,18 +376,22 @@ def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
         rodata: Mapping[str, str] | None = None, event_type: str | None = None,
         btf: str | os.PathLike[str] | None = None, out: TextIO | None = None,
         err: TextIO | None = None, stop_event: threading.Event | None = None,
-        bundle: str | os.PathLike[str] | None = None) -> int:
+        bundle: str | os.PathLike[str] | None = None, verbose: bool = False) -> int:
     """Load ``obj_path`` (CO-RE against ``btf``, default the running kernel's BTF, else
     this machine's entry of ``bundle``, a corebpf BTF bundle) with the
     read-only globals in ``rodata`` (NAME: text), attach its programs, print each record
     of its ring buffer and perf event array maps as a JSON line on ``out`` until
     ``duration`` seconds pass or SIGINT/SIGTERM arrives, then one JSON object with its
-    globals and hash/array maps. Everything is closed on return; returns 0.
+    globals and hash/array maps. Everything is closed on return; returns 0. A program
+    the verifier refuses is an error ending with the verifier log's tail (``verbose``:
+    all of it).
 
     Signals only reach the main thread: from another thread, stop a run with
     ``stop_event`` (checked at least twice a second) or ``duration``."""
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
+    if duration is not None and not (math.isfinite(duration) and duration >= 0):
+        raise RunError(f"duration {duration!r}: expected a finite number of seconds >= 0")
     obj = ObjectSpec.load(obj_path)
     values = rodata_values(obj, rodata or {})
     readers = [m for m in obj.maps.values() if m.type in (MAP_TYPE_RINGBUF,
@@ -398,7 +402,8 @@ def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
               "--event-type is unused", file=err)
     with ExitStack() as stack:
         coll = stack.enter_context(load(obj, btf=str(btf) if btf is not None else None,
-                                        rodata=values, bundle=bundle))
+                                        rodata=values, bundle=bundle,
+                                        verifier_log_lines=None if verbose else 20))
         stop = _Stop()
         stack.callback(stop.close)
         stop.install()

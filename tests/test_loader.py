@@ -74,3 +74,26 @@ def test_poisoned_field_is_explained() -> None:
     msg = str(e.value)
     assert "struct task_struct has no field no_such_field_anywhere on the running kernel" in msg
     assert "195896080" in e.value.log
+
+
+def test_verifier_refusal_shows_the_log_tail() -> None:
+    """A map value read without a NULL check: the message ends with the verifier's
+    reason and the instruction it refused; ``log`` has all of it."""
+    bad = PROGS / "verifier_bad.bpf.o"
+    with pytest.raises(VerifierError) as e:
+        load(bad)
+    msg, log = str(e.value), e.value.log
+    head, _, tail = msg.partition("\n")
+    assert head == f"{bad}: program no_null_check: BPF_PROG_LOAD failed: Permission denied"
+    total = len(log.rstrip("\n").splitlines())
+    assert total > 20 and tail.startswith(f"verifier log (last 20 of {total} lines):\n")
+    shown = tail.splitlines()[1:]
+    assert len(shown) == 20 and all(line.startswith("  ") for line in shown)
+    assert "  R0 invalid mem access 'map_value_or_null'" in shown
+    assert any(line.endswith("r0 = *(u64 *)(r0 +0)") for line in shown)
+    assert "processed" in shown[-1]
+    with pytest.raises(VerifierError) as e:
+        load(bad, verifier_log_lines=None)
+    full = e.value.log.rstrip("\n").splitlines()  # this load's (map addresses differ)
+    assert str(e.value).endswith("\n  " + "\n  ".join(full))
+    assert "\nverifier log:\n" in str(e.value)

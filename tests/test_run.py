@@ -410,3 +410,36 @@ def test_typed_ring_and_perf_maps_run() -> None:
             "comm": Path("/proc/self/comm").read_text().strip()[:11]}
     assert [r["event"] for r in lines if r["map"] == "ring"] == [want] * 2
     assert [r["event"] for r in lines if r["map"] == "perf"] == [want] * 2
+
+
+@needs_root
+def test_verifier_refusal_shows_the_log(capsys: pytest.CaptureFixture[str]) -> None:
+    bad = str(PROGS / "verifier_bad.bpf.o")
+    assert main(["run", bad, "--duration", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "program no_null_check: BPF_PROG_LOAD failed: Permission denied" in err
+    assert "verifier log (last 20 of" in err
+    assert "R0 invalid mem access 'map_value_or_null'" in err
+    assert "r0 = *(u64 *)(r0 +0)" in err
+    assert "call bpf_get_current_pid_tgid" not in err  # the head of the log: -v only
+    assert main(["run", "-v", bad]) == 1
+    err = capsys.readouterr().err
+    assert "\nverifier log:\n" in err and "call bpf_get_current_pid_tgid" in err
+    assert "R0 invalid mem access 'map_value_or_null'" in err
+
+
+@pytest.mark.parametrize("args", [["--duration", "-1"], ["--duration", "nan"],
+                                  ["--duration", "inf"], ["--duration", "soon"],
+                                  ["--set", "target_uid"], ["--set", "=1"]])
+def test_bad_arguments_are_usage_errors(args: list[str],
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["run", str(EXECSNOOP), *args])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {args[0]}: {args[1]!r}" in err
+
+
+def test_run_refuses_a_bad_duration() -> None:
+    with pytest.raises(RunError, match=r"duration -1\.0: expected a finite number"):
+        run(EXECSNOOP, duration=-1.0, out=io.StringIO(), err=io.StringIO())

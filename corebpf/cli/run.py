@@ -4,11 +4,35 @@ then its globals and maps (the logic is :func:`corebpf.run.run`)."""
 from __future__ import annotations
 
 import argparse
+import math
 
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from typing import Any
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite, non-negative number of seconds (usage error otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number of seconds "
+                                         ">= 0")
+    return value
+
+
+def _assignment(text: str) -> str:
+    """argparse type: ``NAME=VALUE`` (usage error otherwise), kept as text."""
+    from ..run import RunError, parse_assignments
+
+    try:
+        parse_assignments([text])
+    except RunError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=VALUE") from None
+    return text
 
 
 def register(sub: Any) -> None:
@@ -18,11 +42,13 @@ def register(sub: Any) -> None:
         "program by its section, and print each ring buffer / perf event array record as a "
         "JSON line {\"map\", \"cpu\"?, \"event\" | \"data\" | \"lost\"}. On --duration "
         "expiry or Ctrl-C, print one JSON object with the globals (.bss/.data/.rodata) "
-        "and the hash/array maps, then exit 0.")
+        "and the hash/array maps, then exit 0. A program the verifier refuses is reported "
+        "with the end of the verifier log (-v: all of it).")
     p.add_argument("object", metavar="OBJ", help="clang-built BPF object")
-    p.add_argument("--duration", type=float, metavar="SECONDS",
+    p.add_argument("--duration", type=_seconds, metavar="SECONDS",
                    help="stop after this long (default: run until Ctrl-C)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
+                   type=_assignment,
                    help="set a read-only global (const volatile) before load; the value is "
                    "read as the variable's type: 0x10, -1, true, a string for char arrays "
                    "(repeatable)")
@@ -35,6 +61,9 @@ def register(sub: Any) -> None:
     p.add_argument("--bundle", metavar="BUNDLE",
                    help="BTF bundle (corebpf archive bundle) for a kernel without BTF of "
                    "its own; the kernel's BTF is used when it has one")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="on a verifier refusal, print the whole verifier log (default: its "
+                   "last 20 lines)")
     p.set_defaults(func=run_run)
 
 
@@ -42,4 +71,5 @@ def run_run(args: argparse.Namespace) -> int:
     from ..run import parse_assignments, run
 
     return run(args.object, duration=args.duration, rodata=parse_assignments(args.sets),
-               event_type=args.event_type, btf=args.btf, bundle=args.bundle)
+               event_type=args.event_type, btf=args.btf, bundle=args.bundle,
+               verbose=args.verbose)
