@@ -7,8 +7,9 @@ path into a variable applies the same checks against the variable's BTF type:
 * :func:`data_sections` -- each global data section (``.rodata``, ``.data``, ``.bss``,
   ``.rodata.<name>``...) with the map the loader makes of it and its variables
   (:class:`Variable`: name, section, offset, size, BTF type id, read_only).
-* :func:`variables` -- the same variables by name (``read_only=True``: only the ones
-  that can be set before load, the ``const volatile`` globals).
+* :func:`variables` / :func:`find_variable` -- the same variables by name
+  (``read_only=True``: only the ones that can be set before load, the ``const volatile``
+  globals).
 * :func:`declaration` -- a variable as C declares it (``const volatile __u32 target_uid``),
   which error messages name.
 * :func:`encode_variable` -- a Python value as a variable's bytes: ints by range and
@@ -41,11 +42,15 @@ __all__ = [
     "DataSection",
     "Variable",
     "VariableError",
+    "c_declaration",
     "data_sections",
     "declaration",
+    "encode_value",
     "encode_variable",
+    "find_variable",
     "parse_value",
     "parse_variable",
+    "type_desc",
     "variables",
 ]
 
