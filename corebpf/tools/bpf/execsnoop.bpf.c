@@ -117,6 +117,8 @@ int tracepoint__syscalls__sys_enter_execve(struct trace_event_raw_sys_enter *ctx
 	e->args_count = 1;
 	e->args_size = size;
 
+	/* unrolled: kernels before 5.3 have no bounded loops */
+#pragma unroll
 	for (i = 1; i < TOTAL_MAX_ARGS && i < max_args; i++) {
 		if (bpf_probe_read_user(&argp, sizeof(argp), &argv[i]) || !argp)
 			return 0;
