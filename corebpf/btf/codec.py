@@ -69,6 +69,7 @@ __all__ = [
     "cstr",
     "decode",
     "encode",
+    "layout_matches",
     "to_ctypes",
 ]
 
@@ -780,10 +781,15 @@ class _CtypesBuilder:
     """Types as they go in ``_fields_``: native scalars (a foreign-endian Structure's
     metaclass swaps them), composites already in the spec's byte order."""
 
-    def __init__(self, spec: Spec, cache: dict[int, Any]):
+    def __init__(self, spec: Spec, cache: dict[int, Any], bases: tuple[Any, Any] | None = None):
         self.spec = spec
         self.cache = cache
         self.native = spec.endian == _NATIVE
+        #: (struct base, union base) for native layouts instead of ctypes' own (skeletons
+        #: give theirs checked writes and str fields)
+        self.bases = bases
+        #: each composite class built, with its BTF id (in build order: members first)
+        self.built: dict[Any, int] = {}
 
     def swapped(self, ct: Any) -> Any:
         """A top-level scalar or array in the spec's byte order."""
@@ -832,12 +838,15 @@ class _CtypesBuilder:
             cls = self._composite(tid, t, depth, raw_bitfields=False)
             if not _layout_matches(spec, t, cls):
                 cls = self._composite(tid, t, depth, raw_bitfields=True)
+            self.built[cls] = tid
             return cls
         raise BTFError(f"type [{tid}] {t.kind.name} {t.name!r} has no value layout",
                        source=spec.source)
 
     def _base(self, union: bool) -> Any:
         if self.native:
+            if self.bases is not None:
+                return self.bases[1] if union else self.bases[0]
             return ctypes.Union if union else ctypes.Structure
         if self.spec.endian == ">":
             return ctypes.BigEndianUnion if union else ctypes.BigEndianStructure
@@ -849,6 +858,7 @@ class _CtypesBuilder:
         union = isinstance(t, Union)
         fields: list[tuple[Any, ...]] = []
         anonymous: list[str] = []
+        bitfield_attrs: dict[str, Any] = {}
         pos = 0
         members = list(t.members) if union else sorted(t.members, key=lambda m: m.offset)
 
@@ -892,6 +902,17 @@ class _CtypesBuilder:
                 if not union:
                     pad(lo)
                 fields.append((f"_bitfields_{lo}", ctypes.c_uint8 * (hi - lo)))
+                if self.bases is not None:  # reachable by name through a descriptor
+                    from ..skeleton.types import Bitfield
+
+                    for bm, bbits, boff in run:
+                        if bm.name:
+                            rt = spec.type(spec.resolve(bm.type))
+                            signed = (isinstance(rt, Int)
+                                      and bool(rt.encoding & IntEncoding.SIGNED)) or (
+                                isinstance(rt, Enum | Enum64) and rt.signed)
+                            bitfield_attrs[bm.name] = Bitfield(f"_bitfields_{lo}",
+                                                               boff - lo * 8, bbits, signed)
                 if not union:
                     pos = hi
             else:
@@ -918,7 +939,8 @@ class _CtypesBuilder:
             pad(t.size)
         elif t.size > max((ctypes.sizeof(f[1]) for f in fields), default=0):
             fields.append(("_pad_union", ctypes.c_uint8 * t.size))
-        ns: dict[str, Any] = {"_pack_": 1, "_fields_": fields}
+        ns: dict[str, Any] = {"_pack_": 1, **bitfield_attrs, "_fields_": fields,
+                              "_c_name_": t.name}
         if anonymous:
             ns["_anonymous_"] = anonymous
         name = t.name or f"anon_{tid}"
@@ -980,6 +1002,16 @@ def _bitfield_units(spec: Spec, run: list[tuple[Member, int, int]], first: int,
         else:
             return None
     return out
+
+
+def layout_matches(spec: Spec, type_id: int, cls: Any) -> bool:
+    """Whether ctypes class ``cls`` lays out struct/union ``type_id`` exactly as BTF does
+    (size, member offsets, each bitfield's bits): a generated class still fits its
+    object."""
+    t = spec.type(spec.resolve(type_id))
+    if not isinstance(t, Struct | Union):
+        return False
+    return _layout_matches(spec, t, cls)
 
 
 def _layout_matches(spec: Spec, t: Struct | Union, cls: Any) -> bool:

@@ -11,6 +11,7 @@ from .. import __version__
 from ..errors import Error
 from . import archive as archive_cmd
 from . import btf as btf_cmd
+from . import build as build_cmd
 from . import check as check_cmd
 from . import core as core_cmd
 from . import gen as gen_cmd
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen_cmd.register(sub)
     archive_cmd.register(sub)
     run_cmd.register(sub)
+    build_cmd.register(sub)
     return parser
 
 

@@ -48,6 +48,64 @@ def register(sub: Any) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no line per output")
     p.set_defaults(func=run_min_btf)
 
+    s = gsub.add_parser(
+        "skeleton", help="a Python skeleton module for a BPF object",
+        description="Write a Python module for a BPF object, as bpftool gen skeleton writes "
+        "a C header: a Skeleton class (open, load, attach, close) with typed globals "
+        "(.rodata, .bss, .data, custom sections), maps, programs and events, and ctypes "
+        "classes for the object's structs, unions and enums. The object is embedded "
+        "(compressed) unless --reference names it beside the module.")
+    s.add_argument("object", metavar="OBJ", help="clang-built BPF object")
+    s.add_argument("-o", "--output", metavar="MODULE.py",
+                   help="where to write the module (default: standard output)")
+    s.add_argument("--name", metavar="CLASS", help="the skeleton class's name (default: "
+                   "from the object's file name, minimal.bpf.o -> Minimal)")
+    s.add_argument("--variant", action="append", default=[], metavar="NAME=OBJ",
+                   help="another build of the same source (bpfeb=x.bpfeb.o, "
+                   "x86.bpfel=x.x86.bpfel.o); the skeleton picks the machine's at open")
+    s.add_argument("--type", dest="types", action="append", default=[], metavar="NAME",
+                   help="also generate this type (and what it uses) from the object's BTF")
+    s.add_argument("--reference", action="store_true",
+                   help="name the objects by path relative to the module instead of "
+                   "embedding them")
+    s.set_defaults(func=run_skeleton)
+
+
+def run_skeleton(args: argparse.Namespace) -> int:
+    from ..errors import Error
+    from ..obj.object import ObjectSpec
+    from ..skeleton.generate import generate
+
+    obj = ObjectSpec.load(args.object)
+    variants = {"bpfel" if obj.endian == "<" else "bpfeb": args.object}
+    for item in args.variant:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            print(f"corebpf gen skeleton: --variant {item!r}: expected NAME=OBJ",
+                  file=sys.stderr)
+            return 2
+        variants[name] = path
+    out_dir = None
+    if args.output:
+        import os
+
+        out_dir = os.path.dirname(os.path.abspath(args.output))
+    elif args.reference:
+        print("corebpf gen skeleton: --reference needs -o (paths are relative to the module)",
+              file=sys.stderr)
+        return 2
+    try:
+        text = generate(variants, class_name=args.name, embed=not args.reference,
+                        module_dir=out_dir, extra_types=args.types)
+    except Error:
+        raise
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
 
 def run_min_btf(args: argparse.Namespace) -> int:
     from ..btfgen import minimize_files

@@ -1,0 +1,802 @@
+"""The skeleton's life cycle, as bpftool's C skeletons have it: open, load, attach,
+destroy; with typed views of the object's globals, maps, programs and events.
+
+A generated module (``corebpf gen skeleton``) subclasses :class:`Skeleton` and only names
+things: the object (embedded or beside the module), the ctypes classes of its types and
+data sections, and which view each map and program gets. Everything that acts lives here,
+so that one object file opened with ``Skeleton.open_file(path)`` behaves the same way
+with classes built from its BTF at run time.
+"""
+
+from __future__ import annotations
+
+import base64
+import ctypes
+import os
+import platform
+import select
+import sys
+import time
+import zlib
+from collections.abc import Callable, Iterator
+
+from ..btf import types as bt
+from ..btf.codec import layout_matches
+from ..errors import Error
+from ..obj.object import MapSpec, ObjectSpec, ProgramSpec
+from ..ringbuf import RingBuffer as RingBuffer_
+from .types import Struct, Union
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any, ClassVar, Generic, Self, TypeVar
+
+    from ..btf import Spec
+    from ..links import Link
+    from ..loader import Collection, LoadedMap
+    from ..loader import Program as LoadedProgram
+    from ..maps import Map
+    from ..perf import PerfBuffer
+
+    K = TypeVar("K")
+    V = TypeVar("V")
+    E = TypeVar("E")
+else:
+    K = V = E = None
+
+    class Generic:
+        """Subscription at run time gives the class back (no ``typing`` import)."""
+
+        def __class_getitem__(cls, item: object) -> object:
+            return cls
+
+__all__ = [
+    "DataSection",
+    "Embedded",
+    "EventBuffer",
+    "Files",
+    "MapView",
+    "Maps",
+    "PerfEventArray",
+    "Program",
+    "Programs",
+    "RingBuf",
+    "Skeleton",
+    "SkeletonError",
+]
+
+MAP_TYPE_PERF_EVENT_ARRAY = 4
+MAP_TYPE_RINGBUF = 27
+_EVENT_MAP_TYPES = (MAP_TYPE_PERF_EVENT_ARRAY, MAP_TYPE_RINGBUF)
+
+
+class SkeletonError(Error):
+    """A skeleton used out of order (attach before load, writing .rodata after load), or a
+    generated module that no longer fits its object."""
+
+
+# -- where the object comes from ----------------------------------------------------------
+
+_ARCH = {"x86_64": "x86", "amd64": "x86", "i386": "x86", "i686": "x86", "aarch64": "arm64",
+         "arm64": "arm64", "armv7l": "arm", "s390x": "s390", "ppc64le": "powerpc",
+         "ppc64": "powerpc", "riscv64": "riscv", "mips64": "mips", "loongarch64": "loongarch"}
+
+
+def machine_variant() -> tuple[str, str]:
+    """(arch, bpfel|bpfeb) of this machine: which of a skeleton's objects it runs."""
+    arch = _ARCH.get(platform.machine(), platform.machine())
+    return arch, "bpfel" if sys.byteorder == "little" else "bpfeb"
+
+
+def pick_variant(variants: Iterator[str] | list[str], name: str) -> str:
+    """The object variant for this machine: ``<arch>.<endian>`` (built with
+    ``-D__TARGET_ARCH_<arch>``) first, else ``<endian>``."""
+    have = list(variants)
+    arch, endian = machine_variant()
+    for want in (f"{arch}.{endian}", endian):
+        if want in have:
+            return want
+    raise SkeletonError(f"{name}: no object for this machine ({arch}, {endian}); the "
+                        f"skeleton has {', '.join(have) or 'none'}")
+
+
+class Embedded:
+    """Objects carried inside the generated module: zlib-compressed, base85 text, one per
+    variant (``bpfel``, ``bpfeb``, ``x86.bpfel`` ...)."""
+
+    def __init__(self, name: str, variants: dict[str, str]):
+        self.name = name
+        self.variants = variants
+
+    def read(self, variant: str) -> bytes:
+        try:
+            return zlib.decompress(base64.b85decode("".join(self.variants[variant].split())))
+        except (ValueError, zlib.error) as e:
+            raise SkeletonError(f"{self.name}: embedded {variant} object is damaged: {e}") \
+                from None
+
+    def open(self) -> ObjectSpec:
+        v = pick_variant(list(self.variants), self.name)
+        return ObjectSpec(self.read(v), source=f"{self.name}.{v}.o")
+
+    @staticmethod
+    def encode(data: bytes) -> str:
+        return base64.b85encode(zlib.compress(data, 9)).decode()
+
+
+class Files:
+    """Objects in files beside the generated module (relative paths), one per variant."""
+
+    def __init__(self, module_file: str, variants: dict[str, str]):
+        self.dir = os.path.dirname(os.path.abspath(module_file))
+        self.variants = variants
+
+    def path(self, variant: str | None = None) -> str:
+        v = variant or pick_variant(list(self.variants), self.dir)
+        return os.path.join(self.dir, self.variants[v])
+
+    def open(self) -> ObjectSpec:
+        return ObjectSpec.load(self.path())
+
+
+# -- globals ------------------------------------------------------------------------------
+
+
+class DataSection(Struct):
+    """A data section (``.rodata``, ``.bss``, ``.data``, ``.data.NAME``) as one struct of
+    its variables. Before load it is the initial contents, which load() hands to the
+    kernel; after load ``.bss``/``.data`` read and write the map's memory directly (as
+    libbpf's skel->bss does) and ``.rodata``, frozen by then, refuses writes."""
+
+    _section_: ClassVar[str] = ""
+    _member_word = "variable"
+
+    def _where(self, name: str | None) -> str:
+        return self._section_ if name is None else f"{self._section_} variable {name!r}"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_frozen_"):
+            raise SkeletonError(f"{self._section_} variable {name!r}: read-only once the "
+                                "object is loaded (const volatile is set before load())")
+        super().__setattr__(name, value)
+
+
+def _section_attr(section: str) -> str:
+    """``.rodata`` -> ``rodata``, ``.data.cfg`` -> ``data_cfg``."""
+    return section.lstrip(".").replace(".", "_").replace("-", "_")
+
+
+# -- maps -----------------------------------------------------------------------------------
+
+
+class MapView(Generic[K, V]):
+    """One map of the object: its definition before load (type, max_entries can still
+    change), a dict-like view of its entries after, with keys and values as their Python
+    types (generated classes for structs)."""
+
+    def __init__(self, skel: Skeleton, spec: MapSpec):
+        self._skel = skel
+        self.spec = spec
+        self._map: Map | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def _before_load(self, what: str) -> None:
+        if self._skel.collection is not None:
+            raise SkeletonError(f"map {self.name!r}: {what} only before load()")
+
+    @property
+    def type(self) -> int:
+        return self.spec.type
+
+    @type.setter
+    def type(self, value: int) -> None:
+        self._before_load("the type can change")
+        self.spec.type = int(value)
+        if value == MAP_TYPE_PERF_EVENT_ARRAY:
+            self.spec.max_entries = 0  # one slot per possible CPU
+            self.spec.key_size = self.spec.value_size = 4
+        elif value == MAP_TYPE_RINGBUF:
+            self.spec.key_size = self.spec.value_size = 0
+
+    @property
+    def max_entries(self) -> int:
+        return self.spec.max_entries
+
+    @max_entries.setter
+    def max_entries(self, value: int) -> None:
+        self._before_load("max_entries can change")
+        self.spec.max_entries = int(value)
+
+    @property
+    def loaded(self) -> LoadedMap:
+        coll = self._skel.collection
+        if coll is None or self.name not in coll.maps:
+            raise SkeletonError(f"map {self.name!r}: not loaded (call load() first)")
+        return coll.maps[self.name]
+
+    @property
+    def fd(self) -> int:
+        return self.loaded.fd.fd
+
+    @property
+    def map(self) -> Map:
+        """The kernel map (:class:`corebpf.maps.Map`), with this view's key/value types."""
+        if self._map is None:
+            self._map = self._skel._open_map(self)
+        return self._map
+
+    def lookup(self, key: K) -> V | None:
+        return self.map.get(key)  # type: ignore[no-any-return]
+
+    def __getitem__(self, key: K) -> V:
+        return self.map.lookup(key)  # type: ignore[no-any-return]
+
+    def __setitem__(self, key: K, value: V) -> None:
+        self.map.update(key, value)
+
+    def __delitem__(self, key: K) -> None:
+        self.map.delete(key)
+
+    def __contains__(self, key: object) -> bool:
+        return self.map.get(key) is not None
+
+    def __iter__(self) -> Iterator[K]:
+        return self.keys()
+
+    def keys(self) -> Iterator[K]:
+        return self.map.keys()
+
+    def values(self) -> Iterator[V]:
+        return (v for _, v in self.map.items())
+
+    def items(self) -> Iterator[tuple[K, V]]:
+        return self.map.items()
+
+    def update(self, key: K, value: V, flags: int = 0) -> None:
+        self.map.update(key, value, flags)
+
+    def delete(self, key: K) -> None:
+        self.map.delete(key)
+
+    def clear(self) -> None:
+        """Delete every entry (hash maps; array slots cannot be deleted)."""
+        for k in list(self.map.keys()):
+            self.map.delete(k)
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, type={self.type})"
+
+
+class EventBuffer(MapView[int, int], Generic[E]):
+    """A ring buffer or perf event array: its records as the event type (the map's
+    ``__type(value, ...)``, else ``struct event``), or bytes when it has none."""
+
+    def __init__(self, skel: Skeleton, spec: MapSpec):
+        super().__init__(skel, spec)
+        self.event_type: Any = None
+        self._reader: RingBuffer_ | PerfBuffer | None = None
+        self._pending: list[Any] = []
+        self._callback: Callable[[Any], None] | None = None
+        #: samples the kernel dropped, by CPU (perf buffers)
+        self.lost: dict[int, int] = {}
+        self._decode: Callable[[bytes], Any] = bytes
+
+    def _set_event_type(self, cls: Any) -> None:
+        self.event_type = cls
+        if cls is None:
+            self._decode = bytes
+            return
+        size = ctypes.sizeof(cls)
+        fbc = cls.from_buffer_copy
+
+        def decode(data: bytes) -> Any:
+            return fbc(data) if len(data) >= size else fbc(data.ljust(size, b"\0"))
+        self._decode = decode
+
+    def decode(self, data: bytes) -> E:
+        """One record as the event type (a short record zero-padded)."""
+        return self._decode(data)  # type: ignore[no-any-return]
+
+    def on_event(self, callback: Callable[[E], None]) -> None:
+        """Hand every record to ``callback`` from :meth:`Skeleton.poll` (instead of
+        :meth:`read`)."""
+        self._callback = callback
+
+    def _deliver(self, data: bytes) -> None:
+        ev = self._decode(data)
+        if self._callback is not None:
+            self._callback(ev)
+        else:
+            self._pending.append(ev)
+
+    def _deliver_perf(self, cpu: int, data: bytes) -> None:
+        self._deliver(data)
+
+    def _lost(self, cpu: int, count: int) -> None:
+        self.lost[cpu] = self.lost.get(cpu, 0) + count
+
+    def reader(self) -> RingBuffer_ | PerfBuffer:
+        """The reader of this buffer (made on first use; closed with the skeleton)."""
+        if self._reader is None:
+            lm = self.loaded
+            if self.spec.type == MAP_TYPE_RINGBUF:
+                self._reader = RingBuffer_(lm)
+            else:
+                from ..perf import PerfBuffer
+
+                self._reader = PerfBuffer(lm, page_count=self._skel.perf_pages,
+                                          on_sample=self._deliver_perf, on_lost=self._lost)
+        return self._reader
+
+    def consume(self) -> int:
+        """Deliver every record there is now, without waiting; returns how many."""
+        r = self.reader()
+        if isinstance(r, RingBuffer_):
+            return r.consume(self._deliver)
+        return r.consume()
+
+    def read(self, timeout: float | None = None) -> Iterator[E]:
+        """Records as they arrive, for ``timeout`` seconds (None: until the caller stops
+        iterating), each decoded as the event type."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.reader()
+        cb, self._callback = self._callback, None
+        try:
+            while True:
+                self.consume()
+                while self._pending:
+                    pending, self._pending = self._pending, []
+                    yield from pending
+                    self.consume()
+                wait = -1.0
+                if deadline is not None:
+                    wait = deadline - time.monotonic()
+                    if wait <= 0:
+                        return
+                self._skel._wait([self], wait)
+        finally:
+            self._callback = cb
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        super().close()
+
+
+class RingBuf(EventBuffer[E]):
+    """A BPF_MAP_TYPE_RINGBUF map's records."""
+
+
+class PerfEventArray(EventBuffer[E]):
+    """A BPF_MAP_TYPE_PERF_EVENT_ARRAY map's records."""
+
+
+class Maps:
+    """The object's maps by name (attributes, and ``maps["name"]`` for any name)."""
+
+    def __init__(self, views: dict[str, MapView[Any, Any]]):
+        self._views = views
+        for name, view in views.items():
+            if name.isidentifier():
+                object.__setattr__(self, name, view)
+
+    def __getitem__(self, name: str) -> MapView[Any, Any]:
+        try:
+            return self._views[name]
+        except KeyError:
+            raise KeyError(f"no map {name!r} (maps: {', '.join(self._views)})") from None
+
+    def __iter__(self) -> Iterator[MapView[Any, Any]]:
+        return iter(self._views.values())
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+
+# -- programs -----------------------------------------------------------------------------
+
+
+class Program:
+    """One program of the object: whether it loads (before load), then its fd, verifier
+    log and attachments."""
+
+    def __init__(self, skel: Skeleton, spec: ProgramSpec):
+        self._skel = skel
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def section(self) -> str:
+        return self.spec.section
+
+    @property
+    def autoload(self) -> bool:
+        return self.spec.autoload
+
+    @autoload.setter
+    def autoload(self, value: bool) -> None:
+        if self._skel.collection is not None:
+            raise SkeletonError(f"program {self.name!r}: autoload can change only before "
+                                "load()")
+        self.spec.autoload = bool(value)
+
+    @property
+    def loaded(self) -> LoadedProgram:
+        coll = self._skel.collection
+        if coll is None:
+            raise SkeletonError(f"program {self.name!r}: not loaded (call load() first)")
+        p = coll.programs.get(self.name)
+        if p is None:
+            raise SkeletonError(f"program {self.name!r}: not loaded (autoload is off)")
+        return p
+
+    @property
+    def fd(self) -> int:
+        return self.loaded.fd.fd
+
+    @property
+    def verifier_log(self) -> str:
+        return self.loaded.verifier_log
+
+    def attach(self, *, target: str | None = None, pid: int = -1, iface: str | int | None = None,
+               cgroup: str | None = None) -> Link:
+        """Attach as the section says (``target`` overrides what it names); the link
+        belongs to the skeleton and closes with it."""
+        from ..links import attach
+
+        link = attach(self.loaded, target=target, pid=pid, iface=iface, cgroup=cgroup)
+        self._skel.links.append(link)
+        return link
+
+    def __repr__(self) -> str:
+        return f"Program({self.name!r}, section={self.section!r})"
+
+
+class Programs:
+    """The object's programs by name (attributes, and ``progs["name"]``)."""
+
+    def __init__(self, views: dict[str, Program]):
+        self._views = views
+        for name, view in views.items():
+            if name.isidentifier():
+                object.__setattr__(self, name, view)
+
+    def __getitem__(self, name: str) -> Program:
+        try:
+            return self._views[name]
+        except KeyError:
+            raise KeyError(f"no program {name!r} (programs: {', '.join(self._views)})") \
+                from None
+
+    def __iter__(self) -> Iterator[Program]:
+        return iter(self._views.values())
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+
+# -- the skeleton -------------------------------------------------------------------------
+
+
+class Skeleton:
+    """Open (parse the object; nothing in the kernel yet), set globals and options,
+    :meth:`load`, :meth:`attach`, read, :meth:`close` (or leave the ``with`` block)."""
+
+    #: set by generated modules
+    _object_: ClassVar[Embedded | Files | None] = None
+    _types_: ClassVar[dict[str, Any]] = {}
+    _sections_: ClassVar[dict[str, Any]] = {}
+    _maps_class_: ClassVar[type[Maps]] = Maps
+    _progs_class_: ClassVar[type[Programs]] = Programs
+
+    #: data pages per CPU for perf buffers
+    perf_pages = 64
+
+    def __init__(self, obj: ObjectSpec | str | os.PathLike[str] | None = None, *,
+                 btf: Spec | str | os.PathLike[str] | None = None,
+                 bundle: str | os.PathLike[str] | None = None, log_level: int = 0):
+        if obj is None:
+            if self._object_ is None:
+                raise SkeletonError(f"{type(self).__name__}: no object (pass one)")
+            obj = self._object_.open()
+        self.obj = obj if isinstance(obj, ObjectSpec) else ObjectSpec.load(obj)
+        self.btf = btf
+        self.bundle = bundle
+        self.log_level = log_level
+        self.collection: Collection | None = None
+        self.links: list[Link] = []
+        self._types = _TypeBinder(self.obj, type(self)._types_)
+        self.sections: dict[str, DataSection] = {}
+        for m in self.obj.maps.values():
+            if m.is_data and m.variables:
+                cls = self._types.section_class(m, type(self)._sections_.get(m.section))
+                view = cls.from_buffer(bytearray(m.contents.ljust(ctypes.sizeof(cls), b"\0")))
+                self.sections[m.section] = view
+                object.__setattr__(self, _section_attr(m.section), view)
+        self.maps = self._maps_class_(self._map_views())
+        self.progs = self._progs_class_({p.name: Program(self, p)
+                                         for p in self.obj.entry_programs()})
+
+    @classmethod
+    def open_file(cls, path: str | os.PathLike[str], **kw: Any) -> Self:
+        """A skeleton for any object file, its classes built from its BTF now."""
+        return cls(path, **kw)
+
+    def _map_views(self) -> dict[str, MapView[Any, Any]]:
+        views: dict[str, MapView[Any, Any]] = {}
+        for m in self.obj.maps.values():
+            if m.name.endswith(".inner"):
+                continue
+            name = _section_attr(m.section) if m.is_data else m.name
+            if m.type in _EVENT_MAP_TYPES:
+                ev: EventBuffer[Any] = (RingBuf if m.type == MAP_TYPE_RINGBUF
+                                        else PerfEventArray)(self, m)
+                ev._set_event_type(self._types.event_class(m))
+                views[name] = ev
+            else:
+                views[name] = MapView(self, m)
+        return views
+
+    # -- load -------------------------------------------------------------------------
+
+    def load(self, *, btf: Spec | str | os.PathLike[str] | None = None,
+             bundle: str | os.PathLike[str] | None = None, log_level: int | None = None
+             ) -> None:
+        """Create the maps with the globals as set, relocate (CO-RE against ``btf``, the
+        running kernel's BTF, or this machine's entry of ``bundle``) and load every program
+        whose autoload is on."""
+        if self.collection is not None:
+            raise SkeletonError(f"{self.obj.source}: already loaded")
+        from ..loader import load
+
+        for section, view in self.sections.items():
+            m = self._data_map(section)
+            m.contents = bytes(view)[:len(m.contents)] if m.contents else bytes(view)
+        btf = btf if btf is not None else self.btf
+        bundle = bundle if bundle is not None else self.bundle
+        lvl = self.log_level if log_level is None else log_level
+        self.collection = load(self.obj, btf=btf if btf is None or not isinstance(
+            btf, os.PathLike) else os.fspath(btf), bundle=bundle, log_level=lvl)
+        try:
+            self._rebind_sections()
+        except BaseException:
+            self.close()
+            raise
+
+    def _data_map(self, section: str) -> MapSpec:
+        for m in self.obj.maps.values():
+            if m.is_data and m.section == section:
+                return m
+        raise SkeletonError(f"{self.obj.source}: no data section {section!r}")
+
+    def _rebind_sections(self) -> None:
+        coll = self.collection
+        assert coll is not None
+        for section, view in list(self.sections.items()):
+            lm = coll.maps[self._data_map(section).name]
+            cls = type(view)
+            if lm.mmap is not None and not lm.spec.read_only:
+                new = cls.from_buffer(lm.mmap)
+            else:
+                from ..run import _data_bytes
+
+                new = cls.from_buffer_copy(_data_bytes(lm).ljust(ctypes.sizeof(cls), b"\0"))
+                new.__dict__["_frozen_"] = lm.spec.read_only
+            self.sections[section] = new
+            object.__setattr__(self, _section_attr(section), new)
+
+    def _open_map(self, view: MapView[Any, Any]) -> Map:
+        from ..maps import Map
+
+        lm = view.loaded
+        m = view.spec
+        spec = self.obj.btf
+        if m.is_data or spec is None:
+            return lm.as_map()
+        kc = self._types.value_class(m.key_type_id)
+        vc = self._types.value_class(m.value_type_id)
+        return Map.from_fd(lm.fd.fd, btf=spec, key_type_id=0 if kc else m.key_type_id,
+                           value_type_id=0 if vc else m.value_type_id, key_ctype=kc,
+                           value_ctype=vc, load_btf=False)
+
+    # -- attach -----------------------------------------------------------------------
+
+    def attach(self) -> None:
+        """Attach every loaded program whose section names its target (libbpf's skeleton
+        attach); the others (``xdp``, a bare ``uprobe``) are left for
+        ``progs.NAME.attach(...)``."""
+        coll = self._loaded("attach()")
+        from ..run import attach_programs
+
+        links, self.skipped = attach_programs(coll)
+        self.links.extend(links)
+
+    def detach(self) -> None:
+        """Close every link this skeleton made."""
+        links, self.links = self.links, []
+        for link in reversed(links):
+            link.close()
+
+    def _loaded(self, what: str) -> Collection:
+        if self.collection is None:
+            raise SkeletonError(f"{self.obj.source}: {what} needs load() first")
+        return self.collection
+
+    # -- events -------------------------------------------------------------------------
+
+    def _wait(self, buffers: list[EventBuffer[Any]], timeout: float) -> None:
+        ep = select.epoll()
+        try:
+            for b in buffers:
+                ep.register(b.reader().fileno(), select.EPOLLIN)
+            ep.poll(timeout)
+        finally:
+            ep.close()
+
+    def poll(self, timeout: float | None = None) -> int:
+        """Wait up to ``timeout`` seconds (None: forever) for records in any event map with
+        a callback (:meth:`EventBuffer.on_event`), deliver them; returns how many."""
+        bufs = [v for v in self.maps if isinstance(v, EventBuffer) and v._callback is not None]
+        if not bufs:
+            raise SkeletonError(f"{self.obj.source}: poll() with no on_event() callback set")
+        n = sum(b.consume() for b in bufs)
+        if n:
+            return n
+        if self._epoll is None:
+            self._epoll = select.epoll()
+            for b in bufs:
+                self._epoll.register(b.reader().fileno(), select.EPOLLIN)
+        self._epoll.poll(-1.0 if timeout is None else timeout)
+        return sum(b.consume() for b in bufs)
+
+    _epoll: select.epoll | None = None
+
+    # -- close --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Detach, stop readers, close every map and program (libbpf's destroy)."""
+        self.detach()
+        if self._epoll is not None:
+            self._epoll.close()
+            self._epoll = None
+        for v in self.maps:
+            v.close()
+        for section, view in list(self.sections.items()):
+            # views into the maps' memory must go before the memory does
+            snap = type(view).from_buffer_copy(bytes(view))
+            snap.__dict__["_frozen_"] = True
+            self.sections[section] = snap
+            object.__setattr__(self, _section_attr(section), snap)
+        coll, self.collection = self.collection, None
+        if coll is not None:
+            coll.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "loaded" if self.collection is not None else "open"
+        return f"{type(self).__name__}({self.obj.source!r}, {state})"
+
+
+# -- classes for the object's types -------------------------------------------------------
+
+
+class _TypeBinder:
+    """Which ctypes class stands for a BTF type of the object: the generated module's,
+    checked against the object's BTF once, else one built from BTF now."""
+
+    def __init__(self, obj: ObjectSpec, generated: dict[str, Any]):
+        self.obj = obj
+        self.generated = generated
+        self._checked: dict[int, Any] = {}
+        self._builder: Any = None
+
+    def builder(self) -> Any:
+        if self._builder is None:
+            from ..btf.codec import _CtypesBuilder
+
+            assert self.obj.btf is not None
+            self._builder = _CtypesBuilder(self.obj.btf, {}, bases=(Struct, Union))
+        return self._builder
+
+    def value_class(self, type_id: int) -> Any:
+        """The class for a struct/union (behind typedefs and modifiers), or None for the
+        others (they decode through the codec: ints, arrays, enums)."""
+        spec = self.obj.btf
+        if spec is None or not type_id:
+            return None
+        tid = spec.resolve(type_id)
+        if tid in self._checked:
+            return self._checked[tid]
+        t = spec.type(tid)
+        if not isinstance(t, bt.Struct | bt.Union):
+            return None
+        key = f"{'union' if isinstance(t, bt.Union) else 'struct'} {t.name}"
+        cls = self.generated.get(key) if t.name else None
+        if cls is not None and not layout_matches(spec, tid, cls):
+            raise SkeletonError(f"{self.obj.source}: {key} no longer matches the generated "
+                                f"class {cls.__name__} (regenerate the skeleton)")
+        if cls is None:
+            cls = self.builder().build(tid, 0)
+        self._checked[tid] = cls
+        return cls
+
+    def event_class(self, m: MapSpec) -> Any:
+        spec = self.obj.btf
+        if spec is None:
+            return None
+        if m.value_type_id:
+            cls = self.value_class(m.value_type_id)
+            if cls is not None:
+                return cls
+        for kind in (bt.Kind.STRUCT, bt.Kind.UNION):
+            ids = spec.find_by_name("event", kind)
+            if ids:
+                return self.value_class(ids[0])
+        return None
+
+    def section_class(self, m: MapSpec, generated: Any) -> Any:
+        if generated is not None:
+            fields = section_fields(self.obj, m, self)
+            if not _same_fields(generated, fields, m):
+                raise SkeletonError(f"{self.obj.source}: {m.section} no longer matches the "
+                                    f"generated class {generated.__name__} (regenerate the "
+                                    "skeleton)")
+            return generated
+        ns = {"_pack_": 1, "_section_": m.section, "_c_name_": m.section,
+              "_fields_": section_fields(self.obj, m, self)}
+        return type(_section_attr(m.section).title(), (DataSection,), ns)
+
+
+def section_fields(obj: ObjectSpec, m: MapSpec, types: _TypeBinder) -> list[tuple[Any, ...]]:
+    """The ``_fields_`` of a data section: its variables at their offsets, padded."""
+    spec = obj.btf
+    assert spec is not None
+    from ..btf.codec import to_ctypes
+
+    fields: list[tuple[Any, ...]] = []
+    pos = 0
+    for v in sorted(m.variables, key=lambda v: v.offset):
+        if v.offset < pos:
+            continue  # overlapping (aliases): the first one owns the bytes
+        if v.offset > pos:
+            fields.append((f"_pad_{pos}", ctypes.c_uint8 * (v.offset - pos)))
+        ct = types.value_class(v.type_id) or to_ctypes(spec, v.type_id)
+        if ctypes.sizeof(ct) != v.size:
+            ct = ctypes.c_uint8 * v.size
+        fields.append((v.name, ct))
+        pos = v.offset + v.size
+    if pos < m.value_size:
+        fields.append((f"_pad_{pos}", ctypes.c_uint8 * (m.value_size - pos)))
+    return fields
+
+
+def _same_fields(cls: Any, fields: list[tuple[Any, ...]], m: MapSpec) -> bool:
+    if ctypes.sizeof(cls) != max(m.value_size, 0):
+        return False
+    pos = 0
+    for f in fields:
+        size = ctypes.sizeof(f[1])
+        if not f[0].startswith("_pad_"):
+            cf = cls.__dict__.get(f[0])
+            if cf is None or int(cf.size) != size or int(cf.offset) != pos:
+                return False
+        pos += size
+    return True
