@@ -635,7 +635,10 @@ class Loader:
             func_info, line_info = self._ext_info(segments)
             if not self.btf_features.func:  # no FUNC kind: libbpf sends neither
                 func_info, line_info = b"", b""
-            attach_id = _attach_btf_id(self.vmlinux, p)
+            d = p.section_def
+            # only tracing/LSM/iterator programs need the kernel's own BTF (an attach id);
+            # on a kernel without BTF the others load against a bundle's BTF alone
+            attach_id = _attach_btf_id(self.vmlinux, p) if d.btf_target else 0
             flags = 0
             if p.section_def.sleepable:
                 flags |= BPF_F_SLEEPABLE

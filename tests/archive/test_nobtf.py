@@ -90,9 +90,6 @@ def test_namespace_hides_the_kernels_btf(tmp_path: Path) -> None:
     assert key == ["ubuntu", "20.04", ARCH, RELEASE]
 
 
-@pytest.mark.xfail(strict=True, reason="corebpf/loader.py _load_programs reads "
-                   "/sys/kernel/btf/vmlinux (Loader.vmlinux) for every program, even one "
-                   "that needs no attach BTF id; remove this marker with that fix")
 def test_run_with_a_bundle_on_a_kernel_without_btf(bundles: tuple[Path, Path],
                                                    tmp_path: Path) -> None:
     require()
