@@ -16,6 +16,7 @@ from . import check as check_cmd
 from . import core as core_cmd
 from . import gen as gen_cmd
 from . import run as run_cmd
+from . import tool as tool_cmd
 
 TYPE_CHECKING = False
 
@@ -67,12 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     archive_cmd.register(sub)
     run_cmd.register(sub)
     build_cmd.register(sub)
+    tool_cmd.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in[:1] == ["tool"]:  # before building every subcommand's parser
+        return tool_cmd.main(args_in[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_in)
     try:
         return int(args.func(args))
     except Error as e:

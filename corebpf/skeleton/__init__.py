@@ -28,7 +28,7 @@ from .runtime import (
     SkeletonError,
     machine_variant,
 )
-from .types import Bitfield, Struct, Union, ValueCheckError, to_python
+from .types import Bitfield, Struct, Union, ValueCheckError, field_bytes, to_python
 
 __all__ = [
     "Bitfield",
@@ -47,6 +47,7 @@ __all__ = [
     "Struct",
     "Union",
     "ValueCheckError",
+    "field_bytes",
     "machine_variant",
     "to_python",
 ]

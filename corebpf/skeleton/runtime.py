@@ -553,11 +553,12 @@ class Skeleton:
     # -- load -------------------------------------------------------------------------
 
     def load(self, *, btf: Spec | str | os.PathLike[str] | None = None,
-             bundle: str | os.PathLike[str] | None = None, log_level: int | None = None
-             ) -> None:
+             bundle: str | os.PathLike[str] | None = None, log_level: int | None = None,
+             verifier_log_lines: int | None = 20) -> None:
         """Create the maps with the globals as set, relocate (CO-RE against ``btf``, the
         running kernel's BTF, or this machine's entry of ``bundle``) and load every program
-        whose autoload is on."""
+        whose autoload is on. A refused program's error ends with the last
+        ``verifier_log_lines`` lines of the verifier's log (None: all of it)."""
         if self.collection is not None:
             raise SkeletonError(f"{self.obj.source}: already loaded")
         from ..loader import load
@@ -569,7 +570,8 @@ class Skeleton:
         bundle = bundle if bundle is not None else self.bundle
         lvl = self.log_level if log_level is None else log_level
         self.collection = load(self.obj, btf=btf if btf is None or not isinstance(
-            btf, os.PathLike) else os.fspath(btf), bundle=bundle, log_level=lvl)
+            btf, os.PathLike) else os.fspath(btf), bundle=bundle, log_level=lvl,
+            verifier_log_lines=verifier_log_lines)
         try:
             self._rebind_sections()
         except BaseException:

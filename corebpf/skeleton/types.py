@@ -378,3 +378,17 @@ def to_python(value: Any) -> Any:
     if isinstance(value, ctypes.Structure | ctypes.Union):
         return {f[0]: to_python(getattr(value, f[0])) for f in value._fields_}
     return value
+
+
+def field_bytes(obj: Any, name: str, length: int | None = None) -> bytes:
+    """The raw bytes of field ``name`` of a struct value (all of them, or the first
+    ``length``): for char arrays that hold more than one string (argv as NUL-separated
+    strings), which the ``str`` view cuts at the first NUL."""
+    attr = type(obj).__dict__.get(name)
+    if isinstance(attr, _StrField):
+        attr = attr.cfield
+    if attr is None or not hasattr(attr, "offset"):
+        raise ValueCheckError(f"{ctype_desc(type(obj))} has no field {name!r}")
+    size = int(attr.size)
+    n = size if length is None else max(0, min(int(length), size))
+    return ctypes.string_at(ctypes.addressof(obj) + int(attr.offset), n)

@@ -1,0 +1,359 @@
+"""What every corebpf tool shares (libbpf-tools' trace_helpers, compat and btf_helpers, once):
+options, the CO-RE target (the kernel's BTF, else this machine's entry of the embedded
+bundle, else ``--btf``), the event channel (ring buffer, or a perf buffer on kernels
+without one), attach-point fallbacks, the poll loop, clean stops, and ``-v`` lines.
+
+A tool is a small subclass of :class:`Tool`: its options, how it configures the skeleton
+(rodata filters, which program variants load on this kernel), its header and its rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+
+from ..errors import Error
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, ClassVar, TextIO
+
+    from ..btf import Spec
+
+__all__ = ["BUNDLE", "OBJECTS", "Compat", "Tool", "ToolError", "main"]
+
+OBJECTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "objects")
+#: minimized BTF of the corpus kernels for every shipped object (corebpf archive bundle)
+BUNDLE = os.path.join(OBJECTS, "btf-bundle.tar.xz")
+KERNEL_BTF = "/sys/kernel/btf/vmlinux"
+MAP_TYPE_PERF_EVENT_ARRAY = 4
+
+
+class ToolError(Error):
+    """A tool that cannot run as asked (a bad option value, no usable attach point)."""
+
+
+class _Interrupted(Exception):
+    """Raised by the signal handler only while the loop waits, never mid-row."""
+
+
+class Compat:
+    """Questions about the running kernel that choose between a tool's program variants
+    (libbpf-tools' compat layer): answered from the CO-RE target BTF and tracefs, each
+    once."""
+
+    def __init__(self, btf: Spec, btf_kind: str, source: str):
+        self.btf = btf
+        #: "kernel" when the BTF is the kernel's own (tp_btf, fentry need that)
+        self.btf_kind = btf_kind
+        self.source = source
+        self._cache: dict[tuple[str, ...], bool] = {}
+
+    def _ask(self, key: tuple[str, ...], fn: Any) -> bool:
+        if key not in self._cache:
+            self._cache[key] = bool(fn())
+        return self._cache[key]
+
+    @property
+    def kernel_btf(self) -> bool:
+        return self.btf_kind in ("kernel", "vmlinux")
+
+    def ringbuf(self) -> bool:
+        from ..features import has_ringbuf
+
+        return self._ask(("ringbuf",), lambda: has_ringbuf(self.btf))
+
+    def tracepoint(self, category: str, name: str) -> bool:
+        from ..features import tracepoint_exists
+
+        return self._ask(("tp", category, name), lambda: tracepoint_exists(category, name))
+
+    def tp_btf(self, name: str) -> bool:
+        """A BTF-enabled tracepoint (tp_btf/NAME): kernel BTF with btf_trace_NAME."""
+        from ..btf import types as bt
+
+        return self._ask(("tp_btf", name), lambda: self.kernel_btf and bool(
+            self.btf.find_by_name(f"btf_trace_{name}", bt.Kind.TYPEDEF)))
+
+    def fentry(self, func: str) -> bool:
+        from ..features import fentry_can_attach
+
+        return self._ask(("fentry", func), lambda: self.kernel_btf and fentry_can_attach(
+            func, self.btf))
+
+    def kprobes(self) -> bool:
+        from ..features import kprobes_available
+
+        return self._ask(("kprobes",), kprobes_available)
+
+    def has_type(self, name: str, kind: str = "struct") -> bool:
+        from ..btf import types as bt
+
+        k = {"struct": bt.Kind.STRUCT, "union": bt.Kind.UNION, "enum": bt.Kind.ENUM,
+             "typedef": bt.Kind.TYPEDEF, "func": bt.Kind.FUNC}[kind]
+        return bool(self.btf.find_by_name(name, k))
+
+
+class Tool:
+    """One tool: subclasses set the class attributes and override the hooks."""
+
+    name: ClassVar[str] = ""
+    #: argp's doc line (what the C tool's --help says first)
+    doc: ClassVar[str] = ""
+    #: the C tool's usage examples, printed by --help
+    examples: ClassVar[str] = ""
+    #: event tools read `events`; interval tools (histograms) wake every interval
+    events: ClassVar[bool] = True
+
+    def __init__(self, args: argparse.Namespace, out: TextIO, err: TextIO):
+        self.args = args
+        self.out = out
+        self.err = err
+        self.compat: Compat | None = None
+        self.skel: Any = None
+        self.start = time.monotonic()
+
+    # -- hooks ----------------------------------------------------------------------------
+
+    @classmethod
+    def add_arguments(cls, p: argparse.ArgumentParser) -> None:
+        """The tool's own options, named as the C tool names them."""
+
+    def open(self) -> Any:
+        """The tool's skeleton, opened (generated module in corebpf/tools/objects)."""
+        raise NotImplementedError
+
+    def configure(self, skel: Any, compat: Compat) -> None:
+        """Set .rodata from the options and choose program variants for this kernel."""
+
+    def header(self) -> None:
+        """Print the header line, once attached (the C tools' moment)."""
+
+    def event(self, ev: Any) -> None:
+        """One record of `events`."""
+
+    def interval(self) -> bool:
+        """Interval tools: print what was gathered; False ends the run."""
+        return True
+
+    def finish(self) -> None:
+        """After detaching: what the C tool prints on exit."""
+
+    # -- helpers for tools ----------------------------------------------------------------
+
+    def emit(self, text: str) -> None:
+        self.out.write(text)
+
+    def emit_json(self, obj: dict[str, Any]) -> None:
+        import json
+
+        self.out.write(json.dumps(obj) + "\n")
+
+    def warn(self, text: str) -> None:
+        self.err.write(text if text.endswith("\n") else text + "\n")
+
+    def verbose(self, text: str) -> None:
+        if self.args.verbose:
+            self.err.write(f"corebpf: {text}\n")
+
+    def choose(self, skel: Any, variants: list[tuple[str, bool]], what: str) -> str:
+        """Keep the first program whose condition holds, turn the others' autoload off
+        (libbpf-tools' fentry-or-kprobe and tp_btf-or-raw_tp choices); ToolError when
+        none holds."""
+        chosen = ""
+        for prog, ok in variants:
+            if ok and not chosen:
+                chosen = prog
+            else:
+                skel.progs[prog].autoload = False
+        if not chosen:
+            raise ToolError(f"{self.name}: no way to attach {what} on this kernel (tried "
+                            f"{', '.join(p for p, _ in variants)})")
+        self.verbose(f"{what}: using program {chosen!r}")
+        return chosen
+
+
+# -- running a tool -----------------------------------------------------------------------
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def parser_for(tool: type[Tool]) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"corebpf tool {tool.name}", description=tool.doc,
+                                epilog=tool.examples, formatter_class=_Formatter)
+    tool.add_arguments(p)
+    g = p.add_argument_group("corebpf")
+    g.add_argument("-v", "--verbose", action="store_true",
+                   help="libbpf-style debug lines on stderr: the BTF used, the CO-RE "
+                   "decisions, the programs chosen; the whole verifier log on a failure")
+    g.add_argument("--json", action="store_true",
+                   help="one JSON object per event (or per interval) instead of text")
+    g.add_argument("--btf", metavar="PATH",
+                   help="BTF of this kernel for CO-RE (any container corebpf reads), "
+                   "instead of the kernel's own or the embedded bundle's")
+    g.add_argument("--duration", type=_duration, metavar="SECONDS",
+                   help="stop after this many seconds (default: at Ctrl-C or SIGTERM)")
+    g.add_argument("--perf-buffer", action="store_true",
+                   help="read events through a perf buffer even where the kernel has ring "
+                   "buffers (as on kernels before 5.8)")
+    return p
+
+
+def _duration(text: str) -> float:
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(v) or v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: seconds must be finite and >= 0")
+    return v
+
+
+def core_btf(btf: str | None) -> tuple[Spec, str, str]:
+    """(spec, kind, description) of the BTF this run relocates against."""
+    if btf is None and os.path.exists(KERNEL_BTF):
+        from ..btf import kernel
+
+        return kernel(), "kernel", KERNEL_BTF
+    from ..archive.bundle import select_core_btf
+
+    choice = select_core_btf(btf, bundle=BUNDLE if os.path.exists(BUNDLE) else None)
+    return choice.spec, choice.kind, choice.source
+
+
+def run(tool_cls: type[Tool], argv: Sequence[str] | None = None, *,
+        out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Parse ``argv``, then open, configure, load, attach and read until ``--duration``,
+    the tool's own end (interval count) or SIGINT/SIGTERM; everything is closed on the
+    way out. Returns the exit status."""
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    args = parser_for(tool_cls).parse_args(argv)
+    tool = tool_cls(args, out, err)
+    try:
+        return _run(tool)
+    except Error as e:
+        err.write(f"corebpf tool {tool_cls.name}: {e}\n")
+        return 1
+
+
+def _run(tool: Tool) -> int:
+    args = tool.args
+    spec, kind, source = core_btf(args.btf)
+    tool.verbose(f"BTF for CO-RE: {source} ({kind})")
+    compat = tool.compat = Compat(spec, kind, source)
+    skel = tool.skel = tool.open()
+    stop = _Stop()
+    try:
+        events = getattr(skel.maps, "events", None) if tool.events else None
+        if events is not None:
+            ring = compat.ringbuf() and not args.perf_buffer
+            if not ring:
+                events.type = MAP_TYPE_PERF_EVENT_ARRAY
+                skel.rodata.use_ringbuf = False
+            tool.verbose(f"events: {'ring buffer' if ring else 'perf buffer'}")
+        tool.configure(skel, compat)
+        skel.load(btf=None if kind == "kernel" else spec,
+                  verifier_log_lines=None if args.verbose else 20)
+        if args.verbose:
+            _print_core(tool, skel)
+        skel.attach()
+        if events is not None:
+            events.on_event(tool.event)
+        tool.start = time.monotonic()
+        stop.install()
+        tool.header()
+        tool.out.flush()
+        deadline = None if args.duration is None else time.monotonic() + args.duration
+        while not stop.requested:
+            wait = None if deadline is None else deadline - time.monotonic()
+            if wait is not None and wait <= 0:
+                break
+            if events is not None:
+                stop.waiting = True
+                try:
+                    skel.poll(timeout=0.5 if wait is None else min(wait, 0.5))
+                except _Interrupted:
+                    pass
+                finally:
+                    stop.waiting = False
+            else:
+                iv = getattr(args, "interval", None) or 99999999.0
+                tick = iv if wait is None else min(iv, wait)
+                stop.waiting = True
+                try:
+                    time.sleep(tick)
+                except _Interrupted:
+                    pass
+                finally:
+                    stop.waiting = False
+                # as the C tools: an interval ends in a print, a stop too
+                more = tool.interval()
+                if not more or stop.requested or (
+                        deadline is not None and time.monotonic() >= deadline):
+                    break
+            tool.out.flush()
+        skel.detach()
+        if events is not None:
+            events.consume()
+        tool.finish()
+        tool.out.flush()
+    finally:
+        stop.close()
+        skel.close()
+    return 0
+
+
+def _print_core(tool: Tool, skel: Any) -> None:
+    """libbpf's CO-RE debug lines, one per relocation."""
+    for r in skel.collection.core_reports:
+        what = r.local_spec or r.kind.libbpf_name
+        if r.error:
+            tool.verbose(f"prog '{r.program}': relo #{r.index}: {what}: {r.error}")
+        elif r.poisoned:
+            tool.verbose(f"prog '{r.program}': relo #{r.index}: {what}: no match, insn "
+                         f"#{r.insn} poisoned")
+        else:
+            tool.verbose(f"prog '{r.program}': relo #{r.index}: {what} -> "
+                         f"{r.target_spec or r.target}: patched insn #{r.insn} "
+                         f"{r.local} -> {r.target}")
+
+
+class _Stop:
+    """SIGINT and SIGTERM end the run between rows: they set a flag, and interrupt only a
+    wait (poll or sleep), never a row being printed."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.waiting = False
+        self._old: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested = True
+        if self.waiting:
+            raise _Interrupted
+
+    def close(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()
+
+
+def main(name: str, argv: Sequence[str]) -> int:
+    """``corebpf tool NAME ARGS...``."""
+    from . import load_tool
+
+    return run(load_tool(name), argv)
