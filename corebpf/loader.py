@@ -58,6 +58,7 @@ BPF_F_SLEEPABLE = 1 << 4
 BPF_F_XDP_HAS_FRAGS = 1 << 5
 MAP_UPDATE_ANY = 0
 PIN_BY_NAME = 1
+VAR_EXTERN = 2  # BTF_VAR_GLOBAL_EXTERN
 DEFAULT_PIN_ROOT = "/sys/fs/bpf"
 
 # Map types the kernel refuses BTF key/value types for (libbpf clears them too).
@@ -190,6 +191,10 @@ def _fixup_btf(obj: ObjectSpec, kconfig_layout: dict[str, tuple[int, int]],
                 var = b[v.type]
                 if var.name in kconfig_layout:
                     v.offset, v.size = kconfig_layout[var.name]
+                if isinstance(var, bt.Var) and var.linkage == VAR_EXTERN:
+                    # the loader allocates them (libbpf: BTF_VAR_GLOBAL_ALLOCATED); the
+                    # kernel refuses extern VARs
+                    b.types[v.type - b.first_id] = bt.Var(var.name, var.type, 1)
             size = max((v.offset + v.size for v in vars_), default=0)
         elif t.name != ".ksyms":
             if size == 0:

@@ -1,0 +1,39 @@
+""".kconfig externs load, as libbpf loads them: laid out by the loader, their BTF VARs made
+loader-allocated (the kernel refuses extern VARs), filled from this kernel's config."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import platform
+
+import pytest
+
+from corebpf.skeleton import Skeleton
+
+from .conftest import PROGS
+
+
+def _config() -> dict[str, str]:
+    try:
+        with gzip.open("/proc/config.gz", "rt") as f:
+            text = f.read()
+    except OSError:
+        pytest.skip("this kernel exposes no /proc/config.gz to compare with")
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line
+                and not line.startswith("#"))
+
+
+def test_kconfig_externs_have_this_kernels_values() -> None:
+    config = _config()
+    with Skeleton.open_file(PROGS / "kconfig.bpf.o") as s:
+        s.load()
+        s.attach()
+        os.getppid()
+        bss, data = s.sections[".bss"], s.sections[".data"]
+        major, minor, patch = (int(x) for x in
+                               platform.release().split("-")[0].split(".")[:3])
+        assert bss.seen_version == (major << 16) + (minor << 8) + min(patch, 255)
+        assert bss.seen_bpf_syscall == (1 if config.get("CONFIG_BPF_SYSCALL") == "y" else 0)
+        assert bss.seen_hz == int(config.get("CONFIG_HZ", "0"))
+        assert data.seen_missing == 0  # a weak extern the kernel lacks reads as zero
