@@ -152,9 +152,11 @@ def build(sources: list[str], out_dir: str, *, btf: str | None = None,
     strip = find_tool(_versions("llvm-strip"), "STRIP", "llvm-strip")
     os.makedirs(out_dir, exist_ok=True)
     inc = [*(include_dirs or [])]
+    vmlinux_text = ""
+    inc_dir = os.path.join(out_dir, "include")
     if vmlinux_h:
-        inc_dir = os.path.join(out_dir, "include")
-        write_vmlinux_h(inc_dir, btf)
+        with open(write_vmlinux_h(inc_dir, btf)) as f:
+            vmlinux_text = f.read()
         inc.append(inc_dir)
     multiarch = _multiarch_include()
     if multiarch:
@@ -165,8 +167,9 @@ def build(sources: list[str], out_dir: str, *, btf: str | None = None,
         res = BuildResult(src)
         for t in targets:
             obj = os.path.join(out_dir, f"{stem}.{t.variant}.o")
+            extra = _arch_regs_header(inc_dir, t, vmlinux_text) if vmlinux_text else []
             cmd = [clang, "-O2", "-g", "-Wall", "-Wno-unused-function", "-target",
-                   t.clang_target, *([t.define] if t.define else []),
+                   t.clang_target, *([t.define] if t.define else []), *extra,
                    *(f"-I{d}" for d in inc), *(cflags or []), "-c", src, "-o", obj]
             _run(cmd, f"{src} ({t.variant})", log)
             _run([strip, "-g", obj], f"{obj}: strip", log)
@@ -184,6 +187,37 @@ def build(sources: list[str], out_dir: str, *, btf: str | None = None,
             res.skeleton = path
         out.append(res)
     return out
+
+
+#: the register view bpf_tracing.h's PT_REGS_* read for an architecture, where the host's
+#: vmlinux.h (another architecture's) lacks it; CO-RE relocates it on the target kernel
+_ARCH_REGS = {
+    "arm64": ("user_pt_regs", "struct user_pt_regs {\n\tunsigned long long regs[31];\n"
+              "\tunsigned long long sp;\n\tunsigned long long pc;\n"
+              "\tunsigned long long pstate;\n} __attribute__((preserve_access_index));\n"),
+}
+
+
+def _arch_regs_header(inc_dir: str, t: Target, vmlinux_text: str) -> list[str]:
+    """``-include`` of a header declaring the target architecture's register struct when
+    vmlinux.h (from this machine) does not have it: per-arch objects cross-build."""
+    arch = t.define.removeprefix("-D__TARGET_ARCH_") if t.define else ""
+    if arch not in _ARCH_REGS:
+        return []
+    name, body = _ARCH_REGS[arch]
+    if f"struct {name} {{" in vmlinux_text:
+        return []
+    path = os.path.join(inc_dir, f"corebpf_regs_{arch}.h")
+    text = f"/* written by corebpf build for {arch} objects */\n#pragma once\n{body}"
+    try:
+        with open(path) as f:
+            same = f.read() == text
+    except OSError:
+        same = False
+    if not same:
+        with open(path, "w") as f:
+            f.write(text)
+    return ["-include", path]
 
 
 def _multiarch_include() -> str | None:

@@ -17,6 +17,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
 
+    from .loader import Collection
+
 SO_ATTACH_BPF = 50
 SO_DETACH_BPF = 27
 BPF_F_ALLOW_MULTI = 1 << 1
@@ -269,3 +271,39 @@ def attach(program: object, *, target: str | None = None, iface: str | int | Non
         return attach_perf(program, kind, where, pid)
     raise AttachError(f"program {spec.name!r}: attaching {kind.value} programs is not "
                       "supported")
+
+
+#: Sections that name nothing to attach to by themselves (an interface, a socket, a
+#: binary): libbpf's skeletons leave them unattached too.
+_NEEDS_TARGET = frozenset({AttachKind.NONE, AttachKind.XDP, AttachKind.TC, AttachKind.TCX,
+                           AttachKind.SOCKET, AttachKind.STRUCT_OPS, AttachKind.NETFILTER,
+                           AttachKind.NETKIT, AttachKind.USDT, AttachKind.KPROBE_MULTI,
+                           AttachKind.UPROBE_MULTI, AttachKind.KSYSCALL})
+
+
+def attach_programs(coll: Collection) -> tuple[list[Link], dict[str, str]]:
+    """Attach every loaded program the way its section says (:func:`attach`), as a libbpf
+    skeleton's attach does: programs whose section names no target (``xdp``, ``socket``,
+    a bare ``uprobe``) are left out, with the reason. On an attach error the links made
+    so far are closed and the error propagates."""
+    links: list[Link] = []
+    skipped: dict[str, str] = {}
+    try:
+        for name, prog in coll.programs.items():
+            d = prog.spec.section_def
+            kind = d.attach if d is not None else AttachKind.NONE
+            if kind in _NEEDS_TARGET or (
+                    kind in (AttachKind.TRACEPOINT, AttachKind.KPROBE, AttachKind.UPROBE)
+                    and not prog.spec.attach_target):
+                skipped[name] = f"section {prog.spec.section!r} names nothing to attach to"
+                continue
+            try:
+                links.append(attach(prog))
+            except AttachError as e:
+                raise AttachError(f"{coll.obj.source}: program {name!r} (section "
+                                  f"{prog.spec.section!r}): {e}") from None
+    except BaseException:
+        for link in reversed(links):
+            link.close()
+        raise
+    return links, skipped

@@ -23,7 +23,6 @@ from .btf.writer import Builder
 from .core import RelocationReport, Relocator, Target
 from .errors import LoadError, RelocationError
 from .features import btf_features
-from .globals import Variable, encode_variable, find_variable
 from .kconfig import kernel_version, read_kconfig
 from .obj.object import (
     KCONFIG_SEC,
@@ -45,6 +44,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from .globals import Variable
     from .maps import Map
 
 INSN = struct.Struct("<BBhi")
@@ -108,6 +108,16 @@ class LoadedMap:
             return Map.from_fd(self.fd.fd, btf=self.btf, key_type_id=s.key_type_id,
                                value_type_id=s.value_type_id, load_btf=False)
         return Map.from_fd(self.fd.fd, load_btf=False)
+
+    def read_data(self) -> bytes:
+        """A global data map's value (its section's bytes) as the kernel holds it now."""
+        size = self.spec.value_size
+        if self.mmap is not None:
+            return bytes(self.mmap[:size])
+        key = ctypes.c_uint32(0)
+        val = ctypes.create_string_buffer(max(size, 1))
+        ksys.map_elem(ksys.BPFCommand.MAP_LOOKUP_ELEM, self.fd.fd, key, val)
+        return val.raw[:size]
 
     def close(self) -> None:
         if self.mmap is not None:
@@ -343,6 +353,10 @@ class Loader:
         :class:`corebpf.globals.VariableError`)."""
         self._rodata_vars: dict[str, list[Variable]] = {}
         self._rodata_bytes: dict[str, bytes] = {}
+        if not self.rodata:
+            return
+        from .globals import encode_variable, find_variable
+
         for name, value in self.rodata.items():
             var = find_variable(self.obj, name, read_only=True)
             self._rodata_bytes[name] = encode_variable(self.obj, name, value, read_only=True)

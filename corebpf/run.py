@@ -9,7 +9,6 @@ strings, other byte arrays as hex, structs as objects, integers as (unbounded) i
 
 from __future__ import annotations
 
-import ctypes
 import json
 import math
 import os
@@ -21,17 +20,15 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack
 
-from . import sys as ksys
 from .btf import Spec
 from .btf import types as bt
 from .btf.codec import CodecError, codec
-from .errors import AttachError, BTFError, Error
+from .errors import BTFError, Error
 from .globals import parse_value, parse_variable
-from .links import Link, attach
-from .loader import MAP_TYPE_PERF_EVENT_ARRAY, MAP_TYPE_RINGBUF, Collection, LoadedMap, load
+from .links import attach_programs
+from .loader import MAP_TYPE_PERF_EVENT_ARRAY, MAP_TYPE_RINGBUF, Collection, load
 from .maps import Map
 from .obj.object import MapSpec, ObjectSpec
-from .obj.sections import AttachKind
 from .perf import PerfBuffer
 from .ringbuf import RingBufferPoller
 
@@ -56,14 +53,6 @@ __all__ = [
 #: Map types whose contents are dumped at exit (hash, array, their per-CPU and LRU
 #: variants, LPM tries): the ones a tool keeps counters and state in.
 DUMP_MAP_TYPES = frozenset({1, 2, 5, 6, 9, 10, 11})
-
-#: Sections that name nothing to attach to by themselves (an interface, a socket, a
-#: binary): libbpf's skeletons leave them unattached too.
-_NEEDS_TARGET = frozenset({AttachKind.NONE, AttachKind.XDP, AttachKind.TC, AttachKind.TCX,
-                           AttachKind.SOCKET, AttachKind.STRUCT_OPS, AttachKind.NETFILTER,
-                           AttachKind.NETKIT, AttachKind.USDT, AttachKind.KPROBE_MULTI,
-                           AttachKind.UPROBE_MULTI, AttachKind.KSYSCALL})
-
 
 class RunError(Error):
     """A ``run`` request that cannot be met: a malformed ``NAME=VALUE``, an unknown event
@@ -235,45 +224,7 @@ def event_decoder(obj: ObjectSpec, m: MapSpec,
 # -- attaching ----------------------------------------------------------------------------
 
 
-def attach_programs(coll: Collection) -> tuple[list[Link], dict[str, str]]:
-    """Attach every loaded program the way its section says (:func:`corebpf.links.attach`),
-    as a libbpf skeleton's attach does: programs whose section names no target
-    (``xdp``, ``socket``, a bare ``uprobe``) are left out, with the reason. On an attach
-    error the links made so far are closed and the error propagates."""
-    links: list[Link] = []
-    skipped: dict[str, str] = {}
-    try:
-        for name, prog in coll.programs.items():
-            d = prog.spec.section_def
-            kind = d.attach if d is not None else AttachKind.NONE
-            if kind in _NEEDS_TARGET or (
-                    kind in (AttachKind.TRACEPOINT, AttachKind.KPROBE, AttachKind.UPROBE)
-                    and not prog.spec.attach_target):
-                skipped[name] = f"section {prog.spec.section!r} names nothing to attach to"
-                continue
-            try:
-                links.append(attach(prog))
-            except AttachError as e:
-                raise AttachError(f"{coll.obj.source}: program {name!r} (section "
-                                  f"{prog.spec.section!r}): {e}") from None
-    except BaseException:
-        for link in reversed(links):
-            link.close()
-        raise
-    return links, skipped
-
-
 # -- globals and maps ------------------------------------------------------------------
-
-
-def _data_bytes(lm: LoadedMap) -> bytes:
-    size = lm.spec.value_size
-    if lm.mmap is not None:
-        return bytes(lm.mmap[:size])
-    key = ctypes.c_uint32(0)
-    val = ctypes.create_string_buffer(max(size, 1))
-    ksys.map_elem(ksys.BPFCommand.MAP_LOOKUP_ELEM, lm.fd.fd, key, val)
-    return val.raw[:size]
 
 
 def read_globals(coll: Collection) -> dict[str, dict[str, Any]]:
@@ -286,7 +237,7 @@ def read_globals(coll: Collection) -> dict[str, dict[str, Any]]:
         if not m.is_data or not m.variables:
             continue
         try:
-            data = _data_bytes(lm)
+            data = lm.read_data()
         except OSError as e:
             raise Error(f"{coll.obj.source}: map {m.name!r} ({m.section}): cannot read: "
                         f"{e.strerror}") from None

@@ -17,6 +17,7 @@ import ctypes
 import keyword
 import os
 import re
+import sys
 
 from .. import __version__
 from ..btf import types as bt
@@ -109,9 +110,15 @@ class _Generator:
         self.cls = class_name
         self.binder = _TypeBinder(obj, {})
         self.builder = self.binder.builder()
+        # classes in this machine's byte order whatever the object's: layouts are the same,
+        # and the skeleton runs the object of the machine's byte order
+        self.builder.native = True
         self.extra = extra_types
         self.names: dict[Any, str] = {}   # ctypes class -> Python name
         self.enums: list[tuple[str, bt.Enum | bt.Enum64]] = []
+        self.section_classes: dict[str, Any] = {}
+        #: sha256 of each variant whose layouts were checked against the classes
+        self.digests: dict[str, str] = {}
         self.used_names: set[str] = {class_name, f"{class_name}Maps",
                                      f"{class_name}Programs"}
 
@@ -141,9 +148,10 @@ class _Generator:
         for p in self.obj.programs.values():
             roots += [r.type_id for r in p.core_relos]
         spec = self.spec
+        entries = {p.name for p in self.obj.entry_programs()}
         for tid in range(1, len(spec)):
             t = spec.type(tid)
-            if isinstance(t, bt.Func):
+            if isinstance(t, bt.Func) and t.name in entries:  # their context types
                 roots.append(t.type)
         return _reachable(spec, roots)
 
@@ -263,7 +271,9 @@ class _Generator:
         for name, (ct, _bits) in cls._field_types_.items():
             if name.startswith("_") or not name.isidentifier() or keyword.iskeyword(name):
                 continue
-            ann.append(f"    {name}: {'int' if ct is None or _bits else self.py_type(ct)}")
+            noqa = "  # noqa: E741" if name in ("l", "O", "I") else ""
+            ann.append(f"    {name}: {'int' if ct is None or _bits else self.py_type(ct)}"
+                       f"{noqa}")
         if ann:
             out.append("")
             out += ann
@@ -319,8 +329,8 @@ class _Generator:
 
     # -- the module ---------------------------------------------------------------------
 
-    def module(self, obj_source: str, embed: dict[str, bytes] | None,
-               files: dict[str, str] | None) -> str:
+    def prepare(self) -> None:
+        """Build every class: the selected types, the data sections, event types."""
         spec = self.spec
         for tid in self.selected():
             t = spec.type(tid)
@@ -333,22 +343,28 @@ class _Generator:
             except Error as e:
                 raise GenerateError(f"{self.obj.source}: {t.kind.name.lower()} {t.name}: "
                                     f"{e}") from None
-        sections = [m for m in self.obj.maps.values() if m.is_data and m.variables]
-        section_cls: dict[str, Any] = {}
-        for m in sections:
-            fields = section_fields(self.obj, m, self.binder)
-            section_cls[m.section] = fields
-        for m in self.obj.maps.values():  # event types named by maps only
-            if m.type in _EVENT_MAP_TYPES:
+        from .runtime import DataSection
+
+        for m in self.obj.maps.values():
+            if m.is_data and m.variables:
+                ns = {"_pack_": 1, "_section_": m.section, "_c_name_": m.section,
+                      "_fields_": section_fields(self.obj, m, self.binder)}
+                self.section_classes[m.section] = type("_S", (DataSection,), ns)
+            if m.type in _EVENT_MAP_TYPES:  # event types named by maps only
                 self.binder.event_class(m)
         self.name_classes()
+
+    def module(self, obj_source: str, embed: dict[str, bytes] | None,
+               files: dict[str, str] | None) -> str:
+        spec = self.spec
+        sections = [m for m in self.obj.maps.values() if m.is_data and m.variables]
         enum_names = {}
         for cname, _t in self.enums:
             enum_names[cname] = self.unique(camel(cname))
 
         body: list[str] = []
-        for cname, t in self.enums:
-            body += self.render_enum(enum_names[cname], t)
+        for cname, et in self.enums:
+            body += self.render_enum(enum_names[cname], et)
         for cls, tid in self.builder.built.items():
             t = spec.type(tid)
             base = "_skel.Union" if issubclass(cls, ctypes.Union) else "_skel.Struct"
@@ -356,12 +372,8 @@ class _Generator:
             body += self.render_class(cls, base, f"{what} ({ctypes.sizeof(cls)} bytes)",
                                       [f"    _c_name_ = {t.name!r}"] if t.name else None)
         section_names: dict[str, str] = {}
-        from .runtime import DataSection
-
         for m in sections:
-            ns = {"_pack_": 1, "_section_": m.section, "_c_name_": m.section,
-                  "_fields_": section_cls[m.section]}
-            cls = type("_S", (DataSection,), ns)
+            cls = self.section_classes[m.section]
             name = self.unique(self.cls + camel(_section_attr(m.section)))
             self.names[cls] = name
             section_names[m.section] = name
@@ -392,15 +404,15 @@ class _Generator:
             t = spec.type(tid)
             if t.name:
                 kind = "union" if isinstance(t, bt.Union) else "struct"
-                types_map.append(f"        {kind + ' ' + t.name!r}: {self.names[cls]},")
+                types_map.append(f"        ({kind + ' ' + t.name!r}, {self.names[cls]}),")
         top = [f"class {self.cls}(_skel.Skeleton):",
                f'    """{obj_source}: open, set globals, load(), attach(), read, close()."""',
                "",
                "    _object_ = _OBJECT"]
-        top += ["    _types_ = {", *types_map, "    }"] if types_map else ["    _types_ = {}"]
-        top.append("    _sections_ = {")
-        top += [f"        {s!r}: {n}," for s, n in section_names.items()]
-        top += ["    }", f"    _maps_class_ = {self.cls}Maps",
+        top += ["    _types_ = (", *types_map, "    )"] if types_map else ["    _types_ = ()"]
+        top.append("    _sections_ = (")
+        top += [f"        ({s!r}, {n})," for s, n in section_names.items()]
+        top += ["    )", f"    _maps_class_ = {self.cls}Maps",
                 f"    _progs_class_ = {self.cls}Programs", ""]
         for s, n in section_names.items():
             attr = _section_attr(s)
@@ -419,25 +431,59 @@ class _Generator:
         if self.enums:
             imports.append("import enum")
         head += imports + (["" ] if imports else []) + [
-            "from corebpf import skeleton as _skel", "", *obj_lines, "", ""]
+            "from corebpf import skeleton as _skel", "", *obj_lines, "", "", ""]
         return "\n".join(head) + text.rstrip() + "\n"
+
+    def check_variant(self, variant: str, path: str, data: bytes) -> None:
+        """Every class fits this build of the object too (same source, other target):
+        the skeleton may then skip the check when it opens exactly these bytes."""
+        from ..btf.codec import layout_matches
+        from .runtime import _digest, _same_fields
+
+        obj = ObjectSpec(data, source=path)
+        spec = obj.btf
+        if spec is None:
+            raise GenerateError(f"{path}: no BTF")
+        native = spec.endian == ("<" if sys.byteorder == "little" else ">")
+        for cls, tid in self.builder.built.items():
+            t = self.spec.type(tid)
+            if not t.name:
+                continue
+            kind = bt.Kind.UNION if isinstance(t, bt.Union) else bt.Kind.STRUCT
+            ids = spec.find_by_name(t.name, kind)
+            ok = bool(ids) and (layout_matches(spec, ids[0], cls) if native
+                                else spec.size_of(ids[0]) == ctypes.sizeof(cls))
+            if not ok:
+                raise GenerateError(f"{path} ({variant}): {kind.name.lower()} {t.name} is "
+                                    f"not laid out as in {self.obj.source}: variants must be "
+                                    "builds of one source")
+        for m in obj.maps.values():
+            cls = self.section_classes.get(m.section)
+            if m.is_data and cls is not None and not _same_fields(
+                    cls, section_fields(obj, m, _TypeBinder(obj, {})), m):
+                raise GenerateError(f"{path} ({variant}): {m.section} differs from "
+                                    f"{self.obj.source}'s")
+        self.digests[variant] = _digest(data)
 
     def object_lines(self, embed: dict[str, bytes] | None, files: dict[str, str] | None
                      ) -> list[str]:
         stem = self.obj.name
+        digests = ["    digests={"]
+        digests += [f"        {v!r}: {d!r}," for v, d in self.digests.items()]
+        digests.append("    },")
         if files is not None:
-            out = ["_OBJECT = _skel.Files(__file__, {"]
-            out += [f"    {v!r}: {p!r}," for v, p in files.items()]
-            return [*out, "})"]
+            out = ["_OBJECT = _skel.Files(", "    __file__,", "    {"]
+            out += [f"        {v!r}: {p!r}," for v, p in files.items()]
+            return [*out, "    },", *digests, ")"]
         assert embed is not None
-        out = [f"_OBJECT = _skel.Embedded({stem!r}, {{"]
+        out = ["_OBJECT = _skel.Embedded(", f"    {stem!r},", "    {"]
         for variant, data in embed.items():
             text = Embedded.encode(data)
-            out.append(f"    {variant!r}: (")
-            for i in range(0, len(text), 88):
-                out.append(f"        {text[i:i + 88]!r}")
-            out.append("    ),")
-        return [*out, "})"]
+            out.append(f"        {variant!r}: (")
+            for i in range(0, len(text), 84):
+                out.append(f"            {text[i:i + 84]!r}")
+            out.append("        ),")
+        return [*out, "    },", *digests, ")"]
 
 
 def generate(objects: dict[str, str], *, class_name: str | None = None, embed: bool = True,
@@ -455,12 +501,17 @@ def generate(objects: dict[str, str], *, class_name: str | None = None, embed: b
         raise GenerateError(f"{first}: {name!r} is not a Python class name (use --name)")
     gen = _Generator(obj, name, extra_types or [])
     source = os.path.basename(first)
-    if embed:
-        data = {}
-        for v, p in variants.items():
-            ObjectSpec.load(p)  # each one must parse here, not on the user's machine
+    data: dict[str, bytes] = {}
+    for v, p in variants.items():
+        try:
             with open(p, "rb") as f:
                 data[v] = f.read()
+        except OSError as e:
+            raise GenerateError(f"{p}: cannot read: {e.strerror}") from None
+    gen.prepare()
+    for v, p in variants.items():
+        gen.check_variant(v, p, data[v])
+    if embed:
         return gen.module(source, data, None)
     base = module_dir or os.path.dirname(os.path.abspath(first))
     files = {v: os.path.relpath(os.path.abspath(p), base) for v, p in variants.items()}

@@ -10,21 +10,16 @@ with classes built from its BTF at run time.
 
 from __future__ import annotations
 
-import base64
 import ctypes
 import os
-import platform
 import select
 import sys
 import time
-import zlib
 from collections.abc import Callable, Iterator
 
 from ..btf import types as bt
-from ..btf.codec import layout_matches
 from ..errors import Error
 from ..obj.object import MapSpec, ObjectSpec, ProgramSpec
-from ..ringbuf import RingBuffer as RingBuffer_
 from .types import Struct, Union
 
 TYPE_CHECKING = False
@@ -38,6 +33,7 @@ if TYPE_CHECKING:
     from ..loader import Program as LoadedProgram
     from ..maps import Map
     from ..perf import PerfBuffer
+    from ..ringbuf import RingBuffer as RingBuffer_
 
     K = TypeVar("K")
     V = TypeVar("V")
@@ -85,7 +81,8 @@ _ARCH = {"x86_64": "x86", "amd64": "x86", "i386": "x86", "i686": "x86", "aarch64
 
 def machine_variant() -> tuple[str, str]:
     """(arch, bpfel|bpfeb) of this machine: which of a skeleton's objects it runs."""
-    arch = _ARCH.get(platform.machine(), platform.machine())
+    machine = os.uname().machine
+    arch = _ARCH.get(machine, machine)
     return arch, "bpfel" if sys.byteorder == "little" else "bpfeb"
 
 
@@ -101,43 +98,73 @@ def pick_variant(variants: Iterator[str] | list[str], name: str) -> str:
                         f"skeleton has {', '.join(have) or 'none'}")
 
 
+def _digest(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
 class Embedded:
     """Objects carried inside the generated module: zlib-compressed, base85 text, one per
     variant (``bpfel``, ``bpfeb``, ``x86.bpfel`` ...)."""
 
-    def __init__(self, name: str, variants: dict[str, str]):
+    def __init__(self, name: str, variants: dict[str, str],
+                 digests: dict[str, str] | None = None):
         self.name = name
         self.variants = variants
+        self.digests = digests or {}
 
     def read(self, variant: str) -> bytes:
+        import base64
+        import zlib
+
         try:
             return zlib.decompress(base64.b85decode("".join(self.variants[variant].split())))
         except (ValueError, zlib.error) as e:
             raise SkeletonError(f"{self.name}: embedded {variant} object is damaged: {e}") \
                 from None
 
-    def open(self) -> ObjectSpec:
+    def open(self) -> tuple[ObjectSpec, bool]:
+        """This machine's object, and whether it is the one the module was generated
+        (and its classes checked) against."""
         v = pick_variant(list(self.variants), self.name)
-        return ObjectSpec(self.read(v), source=f"{self.name}.{v}.o")
+        data = self.read(v)
+        return (ObjectSpec(data, source=f"{self.name}.{v}.o"),
+                self.digests.get(v) == _digest(data))
 
     @staticmethod
     def encode(data: bytes) -> str:
+        import base64
+        import zlib
+
         return base64.b85encode(zlib.compress(data, 9)).decode()
 
 
 class Files:
     """Objects in files beside the generated module (relative paths), one per variant."""
 
-    def __init__(self, module_file: str, variants: dict[str, str]):
+    def __init__(self, module_file: str, variants: dict[str, str],
+                 digests: dict[str, str] | None = None):
         self.dir = os.path.dirname(os.path.abspath(module_file))
         self.variants = variants
+        self.digests = digests or {}
 
     def path(self, variant: str | None = None) -> str:
         v = variant or pick_variant(list(self.variants), self.dir)
         return os.path.join(self.dir, self.variants[v])
 
-    def open(self) -> ObjectSpec:
-        return ObjectSpec.load(self.path())
+    def open(self) -> tuple[ObjectSpec, bool]:
+        """This machine's object, and whether it is byte for byte the one the module was
+        generated (and its classes checked) against: then the classes need no check."""
+        v = pick_variant(list(self.variants), self.dir)
+        path = os.path.join(self.dir, self.variants[v])
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise SkeletonError(f"{path}: cannot read the skeleton's object: {e.strerror}") \
+                from None
+        return ObjectSpec(data, source=path), self.digests.get(v) == _digest(data)
 
 
 # -- globals ------------------------------------------------------------------------------
@@ -329,7 +356,9 @@ class EventBuffer(MapView[int, int], Generic[E]):
         if self._reader is None:
             lm = self.loaded
             if self.spec.type == MAP_TYPE_RINGBUF:
-                self._reader = RingBuffer_(lm)
+                from ..ringbuf import RingBuffer
+
+                self._reader = RingBuffer(lm)
             else:
                 from ..perf import PerfBuffer
 
@@ -339,10 +368,10 @@ class EventBuffer(MapView[int, int], Generic[E]):
 
     def consume(self) -> int:
         """Deliver every record there is now, without waiting; returns how many."""
-        r = self.reader()
-        if isinstance(r, RingBuffer_):
-            return r.consume(self._deliver)
-        return r.consume()
+        r: Any = self.reader()
+        if self.spec.type == MAP_TYPE_RINGBUF:
+            return int(r.consume(self._deliver))
+        return int(r.consume())
 
     def read(self, timeout: float | None = None) -> Iterator[E]:
         """Records as they arrive, for ``timeout`` seconds (None: until the caller stops
@@ -497,8 +526,9 @@ class Skeleton:
 
     #: set by generated modules
     _object_: ClassVar[Embedded | Files | None] = None
-    _types_: ClassVar[dict[str, Any]] = {}
-    _sections_: ClassVar[dict[str, Any]] = {}
+    #: ("struct NAME", class) and (section, class) pairs
+    _types_: ClassVar[tuple[tuple[str, Any], ...]] = ()
+    _sections_: ClassVar[tuple[tuple[str, Any], ...]] = ()
     _maps_class_: ClassVar[type[Maps]] = Maps
     _progs_class_: ClassVar[type[Programs]] = Programs
 
@@ -508,21 +538,22 @@ class Skeleton:
     def __init__(self, obj: ObjectSpec | str | os.PathLike[str] | None = None, *,
                  btf: Spec | str | os.PathLike[str] | None = None,
                  bundle: str | os.PathLike[str] | None = None, log_level: int = 0):
+        trusted = False
         if obj is None:
             if self._object_ is None:
                 raise SkeletonError(f"{type(self).__name__}: no object (pass one)")
-            obj = self._object_.open()
+            obj, trusted = self._object_.open()
         self.obj = obj if isinstance(obj, ObjectSpec) else ObjectSpec.load(obj)
         self.btf = btf
         self.bundle = bundle
         self.log_level = log_level
         self.collection: Collection | None = None
         self.links: list[Link] = []
-        self._types = _TypeBinder(self.obj, type(self)._types_)
+        self._types = _TypeBinder(self.obj, dict(type(self)._types_), trusted)
         self.sections: dict[str, DataSection] = {}
         for m in self.obj.maps.values():
             if m.is_data and m.variables:
-                cls = self._types.section_class(m, type(self)._sections_.get(m.section))
+                cls = self._types.section_class(m, dict(type(self)._sections_).get(m.section))
                 view = cls.from_buffer(bytearray(m.contents.ljust(ctypes.sizeof(cls), b"\0")))
                 self.sections[m.section] = view
                 object.__setattr__(self, _section_attr(m.section), view)
@@ -593,9 +624,7 @@ class Skeleton:
             if lm.mmap is not None and not lm.spec.read_only:
                 new = cls.from_buffer(lm.mmap)
             else:
-                from ..run import _data_bytes
-
-                new = cls.from_buffer_copy(_data_bytes(lm).ljust(ctypes.sizeof(cls), b"\0"))
+                new = cls.from_buffer_copy(lm.read_data().ljust(ctypes.sizeof(cls), b"\0"))
                 new.__dict__["_frozen_"] = lm.spec.read_only
             self.sections[section] = new
             object.__setattr__(self, _section_attr(section), new)
@@ -621,7 +650,7 @@ class Skeleton:
         attach); the others (``xdp``, a bare ``uprobe``) are left for
         ``progs.NAME.attach(...)``."""
         coll = self._loaded("attach()")
-        from ..run import attach_programs
+        from ..links import attach_programs
 
         links, self.skipped = attach_programs(coll)
         self.links.extend(links)
@@ -700,13 +729,21 @@ class Skeleton:
 # -- classes for the object's types -------------------------------------------------------
 
 
+def _layout_matches(spec: Spec, tid: int, cls: Any) -> bool:
+    from ..btf.codec import layout_matches
+
+    return layout_matches(spec, tid, cls)
+
+
 class _TypeBinder:
     """Which ctypes class stands for a BTF type of the object: the generated module's,
-    checked against the object's BTF once, else one built from BTF now."""
+    checked against the object's BTF once (unless the object is byte for byte the one the
+    module was generated and checked against: ``trusted``), else one built from BTF now."""
 
-    def __init__(self, obj: ObjectSpec, generated: dict[str, Any]):
+    def __init__(self, obj: ObjectSpec, generated: dict[str, Any], trusted: bool = False):
         self.obj = obj
         self.generated = generated
+        self.trusted = trusted
         self._checked: dict[int, Any] = {}
         self._builder: Any = None
 
@@ -732,7 +769,7 @@ class _TypeBinder:
             return None
         key = f"{'union' if isinstance(t, bt.Union) else 'struct'} {t.name}"
         cls = self.generated.get(key) if t.name else None
-        if cls is not None and not layout_matches(spec, tid, cls):
+        if cls is not None and not self.trusted and not _layout_matches(spec, tid, cls):
             raise SkeletonError(f"{self.obj.source}: {key} no longer matches the generated "
                                 f"class {cls.__name__} (regenerate the skeleton)")
         if cls is None:
@@ -755,6 +792,8 @@ class _TypeBinder:
         return None
 
     def section_class(self, m: MapSpec, generated: Any) -> Any:
+        if generated is not None and self.trusted:
+            return generated
         if generated is not None:
             fields = section_fields(self.obj, m, self)
             if not _same_fields(generated, fields, m):
@@ -771,8 +810,7 @@ def section_fields(obj: ObjectSpec, m: MapSpec, types: _TypeBinder) -> list[tupl
     """The ``_fields_`` of a data section: its variables at their offsets, padded."""
     spec = obj.btf
     assert spec is not None
-    from ..btf.codec import to_ctypes
-
+    b = types.builder()
     fields: list[tuple[Any, ...]] = []
     pos = 0
     for v in sorted(m.variables, key=lambda v: v.offset):
@@ -780,7 +818,7 @@ def section_fields(obj: ObjectSpec, m: MapSpec, types: _TypeBinder) -> list[tupl
             continue  # overlapping (aliases): the first one owns the bytes
         if v.offset > pos:
             fields.append((f"_pad_{pos}", ctypes.c_uint8 * (v.offset - pos)))
-        ct = types.value_class(v.type_id) or to_ctypes(spec, v.type_id)
+        ct = types.value_class(v.type_id) or b.swapped(b.build(v.type_id, 0))
         if ctypes.sizeof(ct) != v.size:
             ct = ctypes.c_uint8 * v.size
         fields.append((v.name, ct))

@@ -164,9 +164,6 @@ def test_unknown_asked_type(tmp_path: Path) -> None:
         generate({"bpfel": str(PROGS / "skel_types.bpf.o")}, extra_types=["struct nosuch"])
 
 
-@pytest.mark.xfail(strict=True, reason="generate.py kernel_types() treats every FUNC's "
-                   "signature as a kernel context type, so a struct that a global subprog "
-                   "takes (the program's own type) is dropped")
 def test_type_only_behind_a_cast_is_generated(skel_types: ModuleType) -> None:
     assert "struct cast_only" in type_classes(skel_types)
 
@@ -189,9 +186,6 @@ def test_variants_pick_this_machine(tmp_path: Path) -> None:
     skel.close()
 
 
-@pytest.mark.xfail(strict=True, reason="generate.py ctype_src() has no source form for the "
-                   "byte-swapped ctypes (c_uint32.__ctype_be__) a foreign-endian object's "
-                   "classes are built with: GenerateError 'no source form for c_uint'")
 def test_generate_from_foreign_endian_object(tmp_path: Path) -> None:
     other = "bpfeb" if sys.byteorder == "little" else "bpf"
     _, mod = generate_module(tmp_path, {"x": str(PROGS / f"skel_types.{other}.o")},
@@ -220,8 +214,6 @@ def _ruff(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True)
 
 
-@pytest.mark.xfail(strict=True, reason="ruff's default rules flag RUF012 on the generated "
-                   "_types_/_sections_ dicts (no ClassVar annotation)")
 def test_ruff_default_rules(tmp_path: Path) -> None:
     path, _ = generate_module(tmp_path, "skel_types")
     p = _ruff(path, "--isolated")
@@ -234,8 +226,6 @@ def test_ruff_project_rules(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="a field named 'l' (btf_shapes' union member) is "
-                   "annotated as 'l: int', which ruff's E741 rejects")
 def test_ruff_project_rules_field_names(tmp_path: Path) -> None:
     path, _ = generate_module(tmp_path, "btf_shapes")
     p = _ruff(path, "--config", str(ROOT / "pyproject.toml"))

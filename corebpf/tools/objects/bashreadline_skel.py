@@ -8,12 +8,22 @@ import ctypes
 
 from corebpf import skeleton as _skel
 
-_OBJECT = _skel.Files(__file__, {
-    'bpfel': 'bashreadline.bpfel.o',
-    'bpfeb': 'bashreadline.bpfeb.o',
-    'x86.bpfel': 'bashreadline.x86.bpfel.o',
-    'arm64.bpfel': 'bashreadline.arm64.bpfel.o',
-})
+_OBJECT = _skel.Files(
+    __file__,
+    {
+        'bpfel': 'bashreadline.bpfel.o',
+        'bpfeb': 'bashreadline.bpfeb.o',
+        'x86.bpfel': 'bashreadline.x86.bpfel.o',
+        'arm64.bpfel': 'bashreadline.arm64.bpfel.o',
+    },
+    digests={
+        'bpfel': '526baff35ff3bedf5eed59289b07d7c8fdbcb83cc2cb06f2a7b7dc8fc0f64a27',
+        'bpfeb': '45bb6aec933a4a673aad6f1cec4238ed99b52f86f8d2bab2333907fe8f0cebba',
+        'x86.bpfel': '9fbe3738ea20285c0088b75598c05e3a60efc96b928aefed788e32ff4d1640ad',
+        'arm64.bpfel': 'ac8dc7fac58b1729b2474ce12e63412b0e13cc806b13bfc748906d03fa8fbf62',
+    },
+)
+
 
 class Event(_skel.Struct):
     """struct event (100 bytes)"""
@@ -60,12 +70,12 @@ class Bashreadline(_skel.Skeleton):
     """bashreadline.bpfel.o: open, set globals, load(), attach(), read, close()."""
 
     _object_ = _OBJECT
-    _types_ = {
-        'struct event': Event,
-    }
-    _sections_ = {
-        '.rodata': BashreadlineRodata,
-    }
+    _types_ = (
+        ('struct event', Event),
+    )
+    _sections_ = (
+        ('.rodata', BashreadlineRodata),
+    )
     _maps_class_ = BashreadlineMaps
     _progs_class_ = BashreadlinePrograms
 

@@ -8,10 +8,18 @@ import ctypes
 
 from corebpf import skeleton as _skel
 
-_OBJECT = _skel.Files(__file__, {
-    'bpfel': 'biolatency.bpfel.o',
-    'bpfeb': 'biolatency.bpfeb.o',
-})
+_OBJECT = _skel.Files(
+    __file__,
+    {
+        'bpfel': 'biolatency.bpfel.o',
+        'bpfeb': 'biolatency.bpfeb.o',
+    },
+    digests={
+        'bpfel': 'd9bfa160bcf68d373ed87116959a2bac0ef7f92510050e718e39154e228eff5a',
+        'bpfeb': '5265289eb296561ed8e79c707cc7ffbc4f18e0d07c14f858615efa1ccb77fc30',
+    },
+)
+
 
 class HistKey(_skel.Struct):
     """struct hist_key (8 bytes)"""
@@ -91,13 +99,13 @@ class Biolatency(_skel.Skeleton):
     """biolatency.bpfel.o: open, set globals, load(), attach(), read, close()."""
 
     _object_ = _OBJECT
-    _types_ = {
-        'struct hist_key': HistKey,
-        'struct hist': Hist,
-    }
-    _sections_ = {
-        '.rodata': BiolatencyRodata,
-    }
+    _types_ = (
+        ('struct hist_key', HistKey),
+        ('struct hist', Hist),
+    )
+    _sections_ = (
+        ('.rodata', BiolatencyRodata),
+    )
     _maps_class_ = BiolatencyMaps
     _progs_class_ = BiolatencyPrograms
 

@@ -8,10 +8,18 @@ import ctypes
 
 from corebpf import skeleton as _skel
 
-_OBJECT = _skel.Files(__file__, {
-    'bpfel': 'execsnoop.bpfel.o',
-    'bpfeb': 'execsnoop.bpfeb.o',
-})
+_OBJECT = _skel.Files(
+    __file__,
+    {
+        'bpfel': 'execsnoop.bpfel.o',
+        'bpfeb': 'execsnoop.bpfeb.o',
+    },
+    digests={
+        'bpfel': 'efcb7772ef3d5a38b8e2b0c399b48c6d670ce804d18bd87ae58adabf1801076b',
+        'bpfeb': 'ee06eef1b0685d2e369aa4ae6216892949d326b019b9e4d7fdaaa2e0de69d09e',
+    },
+)
+
 
 class Event(_skel.Struct):
     """struct event (7720 bytes)"""
@@ -81,12 +89,12 @@ class Execsnoop(_skel.Skeleton):
     """execsnoop.bpfel.o: open, set globals, load(), attach(), read, close()."""
 
     _object_ = _OBJECT
-    _types_ = {
-        'struct event': Event,
-    }
-    _sections_ = {
-        '.rodata': ExecsnoopRodata,
-    }
+    _types_ = (
+        ('struct event', Event),
+    )
+    _sections_ = (
+        ('.rodata', ExecsnoopRodata),
+    )
     _maps_class_ = ExecsnoopMaps
     _progs_class_ = ExecsnoopPrograms
 

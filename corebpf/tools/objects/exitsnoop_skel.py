@@ -8,10 +8,18 @@ import ctypes
 
 from corebpf import skeleton as _skel
 
-_OBJECT = _skel.Files(__file__, {
-    'bpfel': 'exitsnoop.bpfel.o',
-    'bpfeb': 'exitsnoop.bpfeb.o',
-})
+_OBJECT = _skel.Files(
+    __file__,
+    {
+        'bpfel': 'exitsnoop.bpfel.o',
+        'bpfeb': 'exitsnoop.bpfeb.o',
+    },
+    digests={
+        'bpfel': 'b3f076726c5e7c131236eea9edfe6c07bb82e3436888d901597fee6c4c71b7b4',
+        'bpfeb': '980a6495fbfb9786b04653b704b9662e791cfd0cfa95badfdb7f5c34666766d6',
+    },
+)
+
 
 class Event(_skel.Struct):
     """struct event (56 bytes)"""
@@ -79,12 +87,12 @@ class Exitsnoop(_skel.Skeleton):
     """exitsnoop.bpfel.o: open, set globals, load(), attach(), read, close()."""
 
     _object_ = _OBJECT
-    _types_ = {
-        'struct event': Event,
-    }
-    _sections_ = {
-        '.rodata': ExitsnoopRodata,
-    }
+    _types_ = (
+        ('struct event', Event),
+    )
+    _sections_ = (
+        ('.rodata', ExitsnoopRodata),
+    )
     _maps_class_ = ExitsnoopMaps
     _progs_class_ = ExitsnoopPrograms
 

@@ -8,10 +8,18 @@ import ctypes
 
 from corebpf import skeleton as _skel
 
-_OBJECT = _skel.Files(__file__, {
-    'bpfel': 'opensnoop.bpfel.o',
-    'bpfeb': 'opensnoop.bpfeb.o',
-})
+_OBJECT = _skel.Files(
+    __file__,
+    {
+        'bpfel': 'opensnoop.bpfel.o',
+        'bpfeb': 'opensnoop.bpfeb.o',
+    },
+    digests={
+        'bpfel': '887484b27a97d860bb89151ff66412c02139f56054dad703b09e3c25c7312d82',
+        'bpfeb': '6afc345203a3a7ce5366c41b2ef0529035ffbc96b6d568fe116852c88e5a4930',
+    },
+)
+
 
 class ArgsT(_skel.Struct):
     """struct args_t (16 bytes)"""
@@ -101,13 +109,13 @@ class Opensnoop(_skel.Skeleton):
     """opensnoop.bpfel.o: open, set globals, load(), attach(), read, close()."""
 
     _object_ = _OBJECT
-    _types_ = {
-        'struct args_t': ArgsT,
-        'struct event': Event,
-    }
-    _sections_ = {
-        '.rodata': OpensnoopRodata,
-    }
+    _types_ = (
+        ('struct args_t', ArgsT),
+        ('struct event', Event),
+    )
+    _sections_ = (
+        ('.rodata', OpensnoopRodata),
+    )
     _maps_class_ = OpensnoopMaps
     _progs_class_ = OpensnoopPrograms
 

@@ -8,10 +8,18 @@ import ctypes
 
 from corebpf import skeleton as _skel
 
-_OBJECT = _skel.Files(__file__, {
-    'bpfel': 'runqlat.bpfel.o',
-    'bpfeb': 'runqlat.bpfeb.o',
-})
+_OBJECT = _skel.Files(
+    __file__,
+    {
+        'bpfel': 'runqlat.bpfel.o',
+        'bpfeb': 'runqlat.bpfeb.o',
+    },
+    digests={
+        'bpfel': '50b6ac8f4fb039ed844468f9aa0aa5badb7467249cdf70a88f9458b683b431bf',
+        'bpfeb': '8582952906593ed98621b83da176fc12a8cd7a10f82eeec6d5828b8ee2d21917',
+    },
+)
+
 
 class Hist(_skel.Struct):
     """struct hist (120 bytes)"""
@@ -77,12 +85,12 @@ class Runqlat(_skel.Skeleton):
     """runqlat.bpfel.o: open, set globals, load(), attach(), read, close()."""
 
     _object_ = _OBJECT
-    _types_ = {
-        'struct hist': Hist,
-    }
-    _sections_ = {
-        '.rodata': RunqlatRodata,
-    }
+    _types_ = (
+        ('struct hist', Hist),
+    )
+    _sections_ = (
+        ('.rodata', RunqlatRodata),
+    )
     _maps_class_ = RunqlatMaps
     _progs_class_ = RunqlatPrograms
 

@@ -8,10 +8,18 @@ import ctypes
 
 from corebpf import skeleton as _skel
 
-_OBJECT = _skel.Files(__file__, {
-    'bpfel': 'sigsnoop.bpfel.o',
-    'bpfeb': 'sigsnoop.bpfeb.o',
-})
+_OBJECT = _skel.Files(
+    __file__,
+    {
+        'bpfel': 'sigsnoop.bpfel.o',
+        'bpfeb': 'sigsnoop.bpfeb.o',
+    },
+    digests={
+        'bpfel': 'f2db26b378cb4a89a816ce7859719d20b57153ff2a4e16a72265e28daa00f040',
+        'bpfeb': '1899083aab108a2f9e46db4b8477778f774b3eee6a6993cb6e8b6e9081bd90b0',
+    },
+)
+
 
 class Event(_skel.Struct):
     """struct event (32 bytes)"""
@@ -76,12 +84,12 @@ class Sigsnoop(_skel.Skeleton):
     """sigsnoop.bpfel.o: open, set globals, load(), attach(), read, close()."""
 
     _object_ = _OBJECT
-    _types_ = {
-        'struct event': Event,
-    }
-    _sections_ = {
-        '.rodata': SigsnoopRodata,
-    }
+    _types_ = (
+        ('struct event', Event),
+    )
+    _sections_ = (
+        ('.rodata', SigsnoopRodata),
+    )
     _maps_class_ = SigsnoopMaps
     _progs_class_ = SigsnoopPrograms
 

@@ -8,10 +8,18 @@ import ctypes
 
 from corebpf import skeleton as _skel
 
-_OBJECT = _skel.Files(__file__, {
-    'bpfel': 'syscount.bpfel.o',
-    'bpfeb': 'syscount.bpfeb.o',
-})
+_OBJECT = _skel.Files(
+    __file__,
+    {
+        'bpfel': 'syscount.bpfel.o',
+        'bpfeb': 'syscount.bpfeb.o',
+    },
+    digests={
+        'bpfel': '4ede13d9b09e499d7b3d945810541719c224de7bd466a2bf34627fc940a13e79',
+        'bpfeb': '0ae75e1e70362bc77d9b184375a5729aa962bbf861a6ece2fd5dfeb11d68d2c8',
+    },
+)
+
 
 class DataT(_skel.Struct):
     """struct data_t (32 bytes)"""
@@ -75,12 +83,12 @@ class Syscount(_skel.Skeleton):
     """syscount.bpfel.o: open, set globals, load(), attach(), read, close()."""
 
     _object_ = _OBJECT
-    _types_ = {
-        'struct data_t': DataT,
-    }
-    _sections_ = {
-        '.rodata': SyscountRodata,
-    }
+    _types_ = (
+        ('struct data_t', DataT),
+    )
+    _sections_ = (
+        ('.rodata', SyscountRodata),
+    )
     _maps_class_ = SyscountMaps
     _progs_class_ = SyscountPrograms
 

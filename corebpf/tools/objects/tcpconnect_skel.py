@@ -8,12 +8,22 @@ import ctypes
 
 from corebpf import skeleton as _skel
 
-_OBJECT = _skel.Files(__file__, {
-    'bpfel': 'tcpconnect.bpfel.o',
-    'bpfeb': 'tcpconnect.bpfeb.o',
-    'x86.bpfel': 'tcpconnect.x86.bpfel.o',
-    'arm64.bpfel': 'tcpconnect.arm64.bpfel.o',
-})
+_OBJECT = _skel.Files(
+    __file__,
+    {
+        'bpfel': 'tcpconnect.bpfel.o',
+        'bpfeb': 'tcpconnect.bpfeb.o',
+        'x86.bpfel': 'tcpconnect.x86.bpfel.o',
+        'arm64.bpfel': 'tcpconnect.arm64.bpfel.o',
+    },
+    digests={
+        'bpfel': '5899b9ff61c6a19acb11990895ad8712b4e28785b9bb2378451a88ab48cdf849',
+        'bpfeb': '7e9e10661f35b84ba8c7dc544e3baf149b8e1a266c132e914952f0747441ba42',
+        'x86.bpfel': '499e5d6e9259b44e6c03b38d5e818093fa81a9849516145c54dfa7bfaada46e1',
+        'arm64.bpfel': 'a5645989952bcca237a20e51a10bb3df64af185846a5260b46339b0a133f1e60',
+    },
+)
+
 
 class Event(_skel.Struct):
     """struct event (72 bytes)"""
@@ -129,14 +139,14 @@ class Tcpconnect(_skel.Skeleton):
     """tcpconnect.bpfel.o: open, set globals, load(), attach(), read, close()."""
 
     _object_ = _OBJECT
-    _types_ = {
-        'struct event': Event,
-        'struct ipv4_flow_key': Ipv4FlowKey,
-        'struct ipv6_flow_key': Ipv6FlowKey,
-    }
-    _sections_ = {
-        '.rodata': TcpconnectRodata,
-    }
+    _types_ = (
+        ('struct event', Event),
+        ('struct ipv4_flow_key', Ipv4FlowKey),
+        ('struct ipv6_flow_key', Ipv6FlowKey),
+    )
+    _sections_ = (
+        ('.rodata', TcpconnectRodata),
+    )
     _maps_class_ = TcpconnectMaps
     _progs_class_ = TcpconnectPrograms
 

@@ -8,10 +8,18 @@ import ctypes
 
 from corebpf import skeleton as _skel
 
-_OBJECT = _skel.Files(__file__, {
-    'bpfel': 'tcpstates.bpfel.o',
-    'bpfeb': 'tcpstates.bpfeb.o',
-})
+_OBJECT = _skel.Files(
+    __file__,
+    {
+        'bpfel': 'tcpstates.bpfel.o',
+        'bpfeb': 'tcpstates.bpfeb.o',
+    },
+    digests={
+        'bpfel': '61b190c7f527c21dfe848e474fd23c9bbbb6d3d040b9e1b423ec9afc31a07bae',
+        'bpfeb': '5e0518f3eb1ba3a1c10a06c4bfd1b2ded037c9e6e75d99599ffc7f2795ca78bd',
+    },
+)
+
 
 class Event(_skel.Struct):
     """struct event (96 bytes)"""
@@ -87,12 +95,12 @@ class Tcpstates(_skel.Skeleton):
     """tcpstates.bpfel.o: open, set globals, load(), attach(), read, close()."""
 
     _object_ = _OBJECT
-    _types_ = {
-        'struct event': Event,
-    }
-    _sections_ = {
-        '.rodata': TcpstatesRodata,
-    }
+    _types_ = (
+        ('struct event', Event),
+    )
+    _sections_ = (
+        ('.rodata', TcpstatesRodata),
+    )
     _maps_class_ = TcpstatesMaps
     _progs_class_ = TcpstatesPrograms
 
