@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+from .linkids import links_of
 from .peer import Running, attached_programs, c_tool, corebpf_tool, side_by_side
 
 HEADER = r"PCOMM\s+PID\s+PPID\s+TID\s+AGE\(s\)\s+EXIT_CODE"
@@ -144,9 +145,9 @@ def test_json_values() -> None:
 def test_bad_pid_and_clean_stop() -> None:
     r = subprocess.run([*corebpf_tool("exitsnoop"), "-p", "x"], capture_output=True, text=True)
     assert r.returncode == 2 and "Invalid PID: x" in r.stderr
-    before = attached_programs()
     t = Running([*corebpf_tool("exitsnoop")], HEADER)
-    assert attached_programs() - before
+    ours = links_of(t.proc.pid)
+    assert ours and ours <= attached_programs()
     t.stop(signal.SIGTERM)
     assert t.proc.returncode == 0
-    assert attached_programs() <= before
+    assert not ours & attached_programs()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from .linkids import links_of
 from .peer import Running, attached_programs, c_tool, corebpf_tool, side_by_side
 
 HEADER = r"PID\s+COMM\s+FD ERR"
@@ -129,10 +130,10 @@ def test_bad_options_are_usage_errors() -> None:
 
 
 def test_stop_leaves_nothing_attached() -> None:
-    before = attached_programs()
     t = Running([*corebpf_tool("opensnoop"), "-n", "no-such-comm"], HEADER)
-    assert attached_programs() - before
+    ours = links_of(t.proc.pid)
+    assert ours and ours <= attached_programs()
     t.stop(signal.SIGTERM)
     assert t.proc.returncode == 0
     assert t.lines == ["PID    COMM              FD ERR PATH"]
-    assert attached_programs() <= before
+    assert not ours & attached_programs()
