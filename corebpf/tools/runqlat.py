@@ -1,0 +1,206 @@
+"""runqlat: run queue (scheduler) latency as log2 histograms, printed and cleared every
+interval, as libbpf-tools' runqlat prints them.
+
+Differences from the C tool, on purpose: a third positional argument, an unknown option or
+a bad -p/interval/count end with argparse's usage error (exit 2, argp exits 64); a negative
+interval waits for Ctrl-C (the C tool passes it to sleep() as a huge unsigned number).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .base import Compat, Tool, ToolError
+from .hist import log2_hist_json, log2_hist_lines, strftime_now
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .objects.runqlat_skel import Runqlat as Skel
+
+#: libbpf-tools' runqlat keeps 26 slots (the last one also counts anything longer)
+SLOTS = 26
+#: the C tools' "forever" for interval and count
+FOREVER = 99999999
+#: the key of the one histogram when nothing splits them
+ALL = 0xFFFFFFFF
+_LONG = 1 << 63
+
+
+def strtol(text: str, what: str) -> int:
+    """C strtol(text, NULL, 10) as the C tools use it: leading digits, else 0; only an
+    out-of-range number is an error (errno ERANGE)."""
+    s = text.lstrip(" \t\n\r\f\v")
+    sign = 1
+    if s[:1] in ("+", "-"):
+        sign = -1 if s[0] == "-" else 1
+        s = s[1:]
+    digits = ""
+    for ch in s:
+        if not "0" <= ch <= "9":
+            break
+        digits += ch
+    v = sign * int(digits) if digits else 0
+    if not -_LONG <= v < _LONG:
+        raise argparse.ArgumentTypeError(what)
+    return v
+
+
+def _pid(text: str) -> int:
+    return strtol(text, f"invalid PID: {text}")
+
+
+def _interval(text: str) -> int:
+    return strtol(text, "invalid internal")  # sic, the C tools' message
+
+
+def _times(text: str) -> int:
+    return strtol(text, "invalid times")
+
+
+def _s32(v: int) -> int:
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+class Runqlat(Tool):
+    name = "runqlat"
+    doc = "Summarize run queue (scheduler) latency as a histogram."
+    events = False
+    examples = """\
+USAGE: runqlat [--help] [-T] [-m] [--pidnss] [-L] [-P] [-p PID] [interval]
+[count] [-c CG]
+
+EXAMPLES:
+    runqlat         # summarize run queue latency as a histogram
+    runqlat 1 10    # print 1 second summaries, 10 times
+    runqlat -mT 1   # 1s summaries, milliseconds, and timestamps
+    runqlat -P      # show each PID separately
+    runqlat -p 185  # trace PID 185 only
+    runqlat -c CG   # Trace process under cgroupsPath CG"""
+
+    #: the tracepoints whose programs come as tp_btf (*_btf) and raw_tp (*_raw) variants
+    HOOKS = ("sched_wakeup", "sched_wakeup_new", "sched_switch")
+
+    @classmethod
+    def add_arguments(cls, p: argparse.ArgumentParser) -> None:
+        p.add_argument("-c", "--cgroup", metavar="/sys/fs/cgroup/unified",
+                       help="Trace process in cgroup path")
+        p.add_argument("-L", "--tids", action="store_true",
+                       help="Print a histogram per thread ID")
+        p.add_argument("-m", "--milliseconds", action="store_true",
+                       help="Millisecond histogram")
+        p.add_argument("--pidnss", action="store_true",
+                       help="Print a histogram per PID namespace")
+        p.add_argument("-p", "--pid", type=_pid, default=0, metavar="PID",
+                       help="Trace this PID only")
+        p.add_argument("-P", "--pids", action="store_true",
+                       help="Print a histogram per process ID")
+        p.add_argument("-T", "--timestamp", action="store_true",
+                       help="Include timestamp on output")
+        p.add_argument("interval", nargs="?", type=_interval, default=FOREVER,
+                       help="seconds between summaries (default: one at Ctrl-C)")
+        p.add_argument("count", nargs="?", type=_times, default=FOREVER,
+                       help="number of summaries")
+        p.add_argument("extra", nargs="*", help=argparse.SUPPRESS)
+
+    def open(self) -> Skel:
+        from .objects import runqlat_skel
+
+        return runqlat_skel.Runqlat()
+
+    def configure(self, skel: Skel, compat: Compat) -> None:
+        a = self.args
+        if a.extra:
+            raise ToolError(f"unrecognized positional argument: {a.extra[0]}")
+        if sum((a.tids, a.pids, a.pidnss)) > 1:
+            raise ToolError("pidnss, pids, tids cann't be used together.")
+        # base's loop sleeps args.interval (falsy: forever); C sleep(0) returns at once
+        if a.interval == 0:
+            a.interval = 1e-9
+        elif a.interval < 0:
+            a.interval = FOREVER
+        self.left: int = a.count
+        skel.rodata.targ_per_process = a.pids
+        skel.rodata.targ_per_thread = a.tids
+        skel.rodata.targ_per_pidns = a.pidnss
+        skel.rodata.targ_ms = a.milliseconds
+        skel.rodata.targ_tgid = a.pid & 0xFFFFFFFF
+        skel.rodata.filter_cg = bool(a.cgroup)
+        self._cg_fd = -1
+        choose_variant(self, skel, compat, self.HOOKS)
+
+    def header(self) -> None:
+        a = self.args
+        if a.cgroup:
+            try:
+                self._cg_fd = os.open(a.cgroup, os.O_RDONLY)
+            except OSError as e:
+                raise ToolError(f"Failed opening Cgroup path: {a.cgroup}: {e.strerror}") \
+                    from None
+            self.skel.maps.cgroup_map[0] = self._cg_fd
+        if not a.json:
+            self.emit("Tracing run queue latency... Hit Ctrl-C to end.\n")
+
+    def _label(self, key: int, comm: str) -> tuple[str, dict[str, Any]]:
+        a = self.args
+        if a.pids:
+            return f"\npid = {_s32(key)} {comm}\n", {"pid": _s32(key), "comm": comm}
+        if a.tids:
+            return f"\ntid = {_s32(key)} {comm}\n", {"tid": _s32(key), "comm": comm}
+        if a.pidnss:
+            return f"\npidns = {key} {comm}\n", {"pidns": key, "comm": comm}
+        return "", {}
+
+    def interval(self) -> bool:
+        a = self.args
+        unit = "msecs" if a.milliseconds else "usecs"
+        hists = self.skel.maps.hists
+        # as the C tool: every histogram in the map's order, then all of them deleted
+        entries = list(hists.items())
+        for key, _ in entries:
+            hists.delete(key)
+        if a.json:
+            obj: dict[str, Any] = {}
+            if a.timestamp:
+                obj["time"] = strftime_now()
+            obj["unit"] = unit
+            obj["hists"] = [{**self._label(k, h.comm)[1],
+                             "slots": log2_hist_json(list(h.slots), unit)}
+                            for k, h in entries]
+            self.emit_json(obj)
+        else:
+            text = "\n"
+            if a.timestamp:
+                text += f"{strftime_now():<8}\n"
+            for k, h in entries:
+                text += self._label(k, h.comm)[0]
+                text += "".join(ln + "\n" for ln in log2_hist_lines(list(h.slots), unit))
+            self.emit(text)
+        self.left -= 1
+        return self.left != 0
+
+    def finish(self) -> None:
+        if self._cg_fd >= 0:
+            os.close(self._cg_fd)
+
+
+def choose_variant(tool: Tool, skel: Any, compat: Compat, hooks: tuple[str, ...],
+                   skip: tuple[str, ...] = ()) -> str:
+    """One set of programs for this kernel, as libbpf-tools' probe_tp_btf(first hook):
+    ``HOOK_btf`` (tp_btf) where the kernel's BTF has btf_trace_HOOK, else ``HOOK_raw``
+    (raw_tp); the other set, and the ``skip`` hooks of the chosen one, do not load."""
+    btf = compat.tp_btf(hooks[0])
+    chosen = "btf" if btf else "raw"
+    for hook in hooks:
+        skel.progs[f"{hook}_btf"].autoload = btf and hook not in skip
+        skel.progs[f"{hook}_raw"].autoload = not btf and hook not in skip
+    tool.verbose(f"{', '.join(h for h in hooks if h not in skip)}: using "
+                 f"{'tp_btf' if btf else 'raw_tp'} programs "
+                 f"({', '.join(f'{h}_{chosen}' for h in hooks if h not in skip)})")
+    return chosen
+
+
+TOOL = Runqlat
