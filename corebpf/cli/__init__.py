@@ -9,14 +9,6 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import Error
-from . import archive as archive_cmd
-from . import btf as btf_cmd
-from . import build as build_cmd
-from . import check as check_cmd
-from . import core as core_cmd
-from . import gen as gen_cmd
-from . import run as run_cmd
-from . import tool as tool_cmd
 
 TYPE_CHECKING = False
 
@@ -54,6 +46,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # each command's module only now: `corebpf tool` starts without any of them
+    from . import archive as archive_cmd
+    from . import btf as btf_cmd
+    from . import build as build_cmd
+    from . import check as check_cmd
+    from . import core as core_cmd
+    from . import gen as gen_cmd
+    from . import run as run_cmd
+    from . import tool as tool_cmd
+
     parser = _Parser(
         prog="corebpf", description="Portable eBPF in pure Python: BTF, CO-RE, loading."
     )
@@ -75,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
     if args_in[:1] == ["tool"]:  # before building every subcommand's parser
-        return tool_cmd.main(args_in[1:])
+        from .tool import main as tool_main
+
+        return tool_main(args_in[1:])
     parser = build_parser()
     args = parser.parse_args(args_in)
     try:

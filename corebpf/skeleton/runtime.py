@@ -99,9 +99,16 @@ def pick_variant(variants: Iterator[str] | list[str], name: str) -> str:
 
 
 def _digest(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
+    """sha256 of an object. CPython's built-in sha256 where it has one (``_sha256``,
+    3.12+ ``_sha2``): hashlib loads OpenSSL, a few ms of every skeleton's start-up."""
+    try:
+        from _sha256 import sha256  # type: ignore[import-not-found]
+    except ImportError:
+        try:
+            from _sha2 import sha256  # type: ignore[import-not-found]
+        except ImportError:
+            from hashlib import sha256
+    return str(sha256(data).hexdigest())
 
 
 class Embedded:
