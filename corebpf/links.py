@@ -281,24 +281,28 @@ _NEEDS_TARGET = frozenset({AttachKind.NONE, AttachKind.XDP, AttachKind.TC, Attac
                            AttachKind.UPROBE_MULTI, AttachKind.KSYSCALL})
 
 
-def attach_programs(coll: Collection) -> tuple[list[Link], dict[str, str]]:
+def attach_programs(coll: Collection, targets: dict[str, str] | None = None
+                    ) -> tuple[list[Link], dict[str, str]]:
     """Attach every loaded program the way its section says (:func:`attach`), as a libbpf
     skeleton's attach does: programs whose section names no target (``xdp``, ``socket``,
-    a bare ``uprobe``) are left out, with the reason. On an attach error the links made
-    so far are closed and the error propagates."""
+    a bare ``uprobe``) are left out, with the reason. ``targets`` overrides what the
+    section names, by program (``/usr/lib/libreadline.so.8:readline``). On an attach
+    error the links made so far are closed and the error propagates."""
     links: list[Link] = []
     skipped: dict[str, str] = {}
+    targets = targets or {}
     try:
         for name, prog in coll.programs.items():
             d = prog.spec.section_def
             kind = d.attach if d is not None else AttachKind.NONE
+            target = targets.get(name)
             if kind in _NEEDS_TARGET or (
                     kind in (AttachKind.TRACEPOINT, AttachKind.KPROBE, AttachKind.UPROBE)
-                    and not prog.spec.attach_target):
+                    and not (target or prog.spec.attach_target)):
                 skipped[name] = f"section {prog.spec.section!r} names nothing to attach to"
                 continue
             try:
-                links.append(attach(prog))
+                links.append(attach(prog, target=target))
             except AttachError as e:
                 raise AttachError(f"{coll.obj.source}: program {name!r} (section "
                                   f"{prog.spec.section!r}): {e}") from None

@@ -322,6 +322,8 @@ class EventBuffer(MapView[int, int], Generic[E]):
         self._callback: Callable[[Any], None] | None = None
         #: samples the kernel dropped, by CPU (perf buffers)
         self.lost: dict[int, int] = {}
+        #: called with (cpu, count) for each loss report (perf buffers)
+        self.on_lost: Callable[[int, int], None] | None = None
         self._decode: Callable[[bytes], Any] = bytes
 
     def _set_event_type(self, cls: Any) -> None:
@@ -357,6 +359,8 @@ class EventBuffer(MapView[int, int], Generic[E]):
 
     def _lost(self, cpu: int, count: int) -> None:
         self.lost[cpu] = self.lost.get(cpu, 0) + count
+        if self.on_lost is not None:
+            self.on_lost(cpu, count)
 
     def reader(self) -> RingBuffer_ | PerfBuffer:
         """The reader of this buffer (made on first use; closed with the skeleton)."""
@@ -449,6 +453,9 @@ class Program:
     def __init__(self, skel: Skeleton, spec: ProgramSpec):
         self._skel = skel
         self.spec = spec
+        #: what :meth:`Skeleton.attach` attaches this program to instead of what its
+        #: section names (``/usr/lib/libreadline.so.8:readline``, ``sched/sched_switch``)
+        self.target: str | None = None
 
     @property
     def name(self) -> str:
@@ -659,7 +666,8 @@ class Skeleton:
         coll = self._loaded("attach()")
         from ..links import attach_programs
 
-        links, self.skipped = attach_programs(coll)
+        targets = {p.name: p.target for p in self.progs if p.target is not None}
+        links, self.skipped = attach_programs(coll, targets)
         self.links.extend(links)
 
     def detach(self) -> None:

@@ -131,8 +131,16 @@ class Tool:
     def configure(self, skel: Any, compat: Compat) -> None:
         """Set .rodata from the options and choose program variants for this kernel."""
 
+    def before_attach(self, skel: Any) -> None:
+        """Loaded, not attached yet: fill maps the programs read from the first event on
+        (a cgroup array for -c, port sets)."""
+
     def header(self) -> None:
         """Print the header line, once attached (the C tools' moment)."""
+
+    def lost(self, cpu: int, count: int) -> None:
+        """A perf buffer's loss report, as the C tools print it."""
+        self.err.write(f"Lost {count} events on CPU #{cpu}!\n")
 
     def event(self, ev: Any) -> None:
         """One record of `events`."""
@@ -266,9 +274,11 @@ def _run(tool: Tool) -> int:
                   verifier_log_lines=None if args.verbose else 20)
         if args.verbose:
             _print_core(tool, skel)
+        tool.before_attach(skel)
         skel.attach()
         if events is not None:
             events.on_event(tool.event)
+            events.on_lost = tool.lost
         tool.start = time.monotonic()
         stop.install()
         tool.header()

@@ -72,9 +72,8 @@ EXAMPLES:
         path = self.args.shared or find_readline()
         if not _has_readline(path):
             raise ToolError(f"could not find readline in {path}")
-        prog = skel.progs.printret
         # the section names /bin/bash:readline; another file is attached the same way
-        prog.spec.section = f"uretprobe/{path}:{SYMBOL}"
+        skel.progs.printret.target = f"{path}:{SYMBOL}"
         self.verbose(f"readline: uretprobe on {path}:{SYMBOL}")
 
     def header(self) -> None:

@@ -95,7 +95,7 @@ EXAMPLES:
             skel.rodata.filter_cg = True
         self._cg_fd = -1
 
-    def header(self) -> None:
+    def before_attach(self, skel: Skel) -> None:
         a = self.args
         if a.cgroup:
             try:
@@ -103,7 +103,10 @@ EXAMPLES:
             except OSError as e:
                 raise ToolError(f"Failed opening Cgroup path: {a.cgroup}: {e.strerror}") \
                     from None
-            self.skel.maps.cgroup_map[0] = self._cg_fd
+            skel.maps.cgroup_map[0] = self._cg_fd
+
+    def header(self) -> None:
+        a = self.args
         if a.json:
             return
         h = ""
