@@ -35,6 +35,7 @@ from .obj.object import (
     ObjectSpec,
     ProgramSpec,
     RelocType,
+    kconfig_layout,
 )
 from .obj.sections import AttachType
 from .sys.fs import possible_cpu_count
@@ -220,24 +221,6 @@ def _fixup_btf(obj: ObjectSpec, kconfig_layout: dict[str, tuple[int, int]],
     return b.encode()
 
 
-def _kconfig_layout(obj: ObjectSpec) -> tuple[dict[str, tuple[int, int]], int]:
-    """Offsets for .kconfig externs: natural alignment, in declaration order."""
-    btf = obj.btf
-    layout: dict[str, tuple[int, int]] = {}
-    off = 0
-    if btf is None:
-        return layout, 0
-    for ext in obj.externs.values():
-        if ext.kind != "kconfig":
-            continue
-        size = btf.size_of(ext.target_type_id)
-        align = min(btf.align_of(ext.target_type_id), 8)
-        off = (off + align - 1) // align * align
-        layout[ext.name] = (off, size)
-        off += size
-    return layout, off
-
-
 def _kconfig_value(btf: Spec, ext: ExternSpec, config: Mapping[str, str]) -> bytes | None:
     """The bytes of one .kconfig extern, or None when unknown (left zero)."""
     size = btf.size_of(ext.target_type_id)
@@ -365,7 +348,7 @@ class Loader:
     # -- BTF -------------------------------------------------------------------------
 
     def _load_btf(self) -> None:
-        self.kcfg_layout, self.kcfg_size = _kconfig_layout(self.obj)
+        self.kcfg_layout, self.kcfg_size = kconfig_layout(self.obj)
         self.btf_features = BTFFeatures()
         if self.obj.btf is None:
             self.btf_raw = b""

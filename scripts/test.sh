@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-venv clang-19 llvm-19 bpftool libbpf-dev dwarves make gcc xz-utils iproute2)
+# libbpf-tools: the C tools the ready tools are compared with, row for row
+APT_PACKAGES=(python3-venv clang-19 llvm-19 bpftool libbpf-dev dwarves make gcc xz-utils iproute2
+              libbpf-tools util-linux coreutils bash)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -37,3 +37,17 @@ def test_kconfig_externs_have_this_kernels_values() -> None:
         assert bss.seen_bpf_syscall == (1 if config.get("CONFIG_BPF_SYSCALL") == "y" else 0)
         assert bss.seen_hz == int(config.get("CONFIG_HZ", "0"))
         assert data.seen_missing == 0  # a weak extern the kernel lacks reads as zero
+
+
+def test_skeleton_kconfig_view() -> None:
+    """skel.kconfig: the externs as the loader filled them (libbpf's skel->kconfig)."""
+    from corebpf.skeleton import SkeletonError
+
+    with Skeleton.open_file(PROGS / "kconfig.bpf.o") as s:
+        assert s.kconfig.LINUX_KERNEL_VERSION == 0  # unknown until load
+        s.load()
+        config = _config()
+        assert s.kconfig.CONFIG_HZ == int(config.get("CONFIG_HZ", "0"))
+        assert s.kconfig.CONFIG_COREBPF_NO_SUCH_OPTION is False
+        with pytest.raises(SkeletonError, match="kernel's configuration"):
+            s.kconfig.CONFIG_HZ = 1

@@ -611,3 +611,22 @@ class ObjectSpec:
 
     def entry_programs(self) -> list[ProgramSpec]:
         return [p for p in self.programs.values() if not p.is_subprog]
+
+
+def kconfig_layout(obj: ObjectSpec) -> tuple[dict[str, tuple[int, int]], int]:
+    """Where the loader puts each .kconfig extern in the .kconfig map, and its size:
+    (name -> (offset, size), total), natural alignment in declaration order as libbpf."""
+    btf = obj.btf
+    layout: dict[str, tuple[int, int]] = {}
+    off = 0
+    if btf is None:
+        return layout, 0
+    for ext in obj.externs.values():
+        if ext.kind != "kconfig":
+            continue
+        size = btf.size_of(ext.target_type_id)
+        align = min(btf.align_of(ext.target_type_id), 8)
+        off = (off + align - 1) // align * align
+        layout[ext.name] = (off, size)
+        off += size
+    return layout, off

@@ -22,7 +22,7 @@ import sys
 from .. import __version__
 from ..btf import types as bt
 from ..errors import Error
-from ..obj.object import MapSpec, ObjectSpec
+from ..obj.object import KCONFIG_SEC, MapSpec, ObjectSpec
 from .runtime import (
     _EVENT_MAP_TYPES,
     MAP_TYPE_RINGBUF,
@@ -352,12 +352,14 @@ class _Generator:
                 self.section_classes[m.section] = type("_S", (DataSection,), ns)
             if m.type in _EVENT_MAP_TYPES:  # event types named by maps only
                 self.binder.event_class(m)
+        kcfg = self.binder.kconfig_class(None)
+        if kcfg is not None:
+            self.section_classes[KCONFIG_SEC] = kcfg
         self.name_classes()
 
     def module(self, obj_source: str, embed: dict[str, bytes] | None,
                files: dict[str, str] | None) -> str:
         spec = self.spec
-        sections = [m for m in self.obj.maps.values() if m.is_data and m.variables]
         enum_names = {}
         for cname, _t in self.enums:
             enum_names[cname] = self.unique(camel(cname))
@@ -372,14 +374,13 @@ class _Generator:
             body += self.render_class(cls, base, f"{what} ({ctypes.sizeof(cls)} bytes)",
                                       [f"    _c_name_ = {t.name!r}"] if t.name else None)
         section_names: dict[str, str] = {}
-        for m in sections:
-            cls = self.section_classes[m.section]
-            name = self.unique(self.cls + camel(_section_attr(m.section)))
+        for section, cls in self.section_classes.items():
+            name = self.unique(self.cls + camel(_section_attr(section)))
             self.names[cls] = name
-            section_names[m.section] = name
-            body += self.render_class(cls, "_skel.DataSection",
-                                      f"{m.section} of {obj_source}",
-                                      [f"    _section_ = {m.section!r}"])
+            section_names[section] = name
+            what = "the .kconfig externs (read-only)" if section == KCONFIG_SEC else section
+            body += self.render_class(cls, "_skel.DataSection", f"{what} of {obj_source}",
+                                      [f"    _section_ = {section!r}"])
 
         maps = [f"class {self.cls}Maps(_skel.Maps):", f'    """The maps of {obj_source}."""',
                 ""]
@@ -460,7 +461,7 @@ class _Generator:
         for m in obj.maps.values():
             cls = self.section_classes.get(m.section)
             if m.is_data and cls is not None and not _same_fields(
-                    cls, section_fields(obj, m, _TypeBinder(obj, {})), m):
+                    cls, section_fields(obj, m, _TypeBinder(obj, {})), m.value_size):
                 raise GenerateError(f"{path} ({variant}): {m.section} differs from "
                                     f"{self.obj.source}'s")
         self.digests[variant] = _digest(data)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 from ..btf import types as bt
 from ..errors import Error
-from ..obj.object import MapSpec, ObjectSpec, ProgramSpec
+from ..obj.object import KCONFIG_SEC, MapSpec, ObjectSpec, ProgramSpec, kconfig_layout
 from .types import Struct, Union
 
 TYPE_CHECKING = False
@@ -191,8 +191,10 @@ class DataSection(Struct):
 
     def __setattr__(self, name: str, value: Any) -> None:
         if self.__dict__.get("_frozen_"):
-            raise SkeletonError(f"{self._section_} variable {name!r}: read-only once the "
-                                "object is loaded (const volatile is set before load())")
+            why = ("the kernel's configuration, read-only" if self._section_ == KCONFIG_SEC
+                   else "read-only once the object is loaded (const volatile is set before "
+                   "load())")
+            raise SkeletonError(f"{self._section_} variable {name!r}: {why}")
         super().__setattr__(name, value)
 
 
@@ -571,6 +573,12 @@ class Skeleton:
                 view = cls.from_buffer(bytearray(m.contents.ljust(ctypes.sizeof(cls), b"\0")))
                 self.sections[m.section] = view
                 object.__setattr__(self, _section_attr(m.section), view)
+        kcfg = self._types.kconfig_class(dict(type(self)._sections_).get(KCONFIG_SEC))
+        if kcfg is not None:  # the kernel's values, known once loaded: read-only
+            view = kcfg.from_buffer(bytearray(ctypes.sizeof(kcfg)))
+            view.__dict__["_frozen_"] = True
+            self.sections[KCONFIG_SEC] = view
+            object.__setattr__(self, "kconfig", view)
         self.maps = self._maps_class_(self._map_views())
         self.progs = self._progs_class_({p.name: Program(self, p)
                                          for p in self.obj.entry_programs()})
@@ -609,6 +617,8 @@ class Skeleton:
         from ..loader import load
 
         for section, view in self.sections.items():
+            if section == KCONFIG_SEC:
+                continue
             m = self._data_map(section)
             m.contents = bytes(view)[:len(m.contents)] if m.contents else bytes(view)
         btf = btf if btf is not None else self.btf
@@ -633,7 +643,8 @@ class Skeleton:
         coll = self.collection
         assert coll is not None
         for section, view in list(self.sections.items()):
-            lm = coll.maps[self._data_map(section).name]
+            lm = next(lm for lm in coll.maps.values()
+                      if lm.spec.is_data and lm.spec.section == section)
             cls = type(view)
             if lm.mmap is not None and not lm.spec.read_only:
                 new = cls.from_buffer(lm.mmap)
@@ -811,7 +822,7 @@ class _TypeBinder:
             return generated
         if generated is not None:
             fields = section_fields(self.obj, m, self)
-            if not _same_fields(generated, fields, m):
+            if not _same_fields(generated, fields, m.value_size):
                 raise SkeletonError(f"{self.obj.source}: {m.section} no longer matches the "
                                     f"generated class {generated.__name__} (regenerate the "
                                     "skeleton)")
@@ -819,6 +830,44 @@ class _TypeBinder:
         ns = {"_pack_": 1, "_section_": m.section, "_c_name_": m.section,
               "_fields_": section_fields(self.obj, m, self)}
         return type(_section_attr(m.section).title(), (DataSection,), ns)
+
+    def kconfig_class(self, generated: Any) -> Any:
+        """The class of the .kconfig externs as the loader lays them out, or None."""
+        layout, size = kconfig_layout(self.obj)
+        if not layout:
+            return None
+        if generated is not None and self.trusted:
+            return generated
+        fields = kconfig_fields(self.obj, self)
+        if generated is not None:
+            if not _same_fields(generated, fields, size):
+                raise SkeletonError(f"{self.obj.source}: .kconfig no longer matches the "
+                                    f"generated class {generated.__name__} (regenerate the "
+                                    "skeleton)")
+            return generated
+        ns = {"_pack_": 1, "_section_": KCONFIG_SEC, "_c_name_": KCONFIG_SEC,
+              "_fields_": fields}
+        return type("Kconfig", (DataSection,), ns)
+
+
+def kconfig_fields(obj: ObjectSpec, types: _TypeBinder) -> list[tuple[Any, ...]]:
+    """The ``_fields_`` of the .kconfig map: each extern at the loader's offset."""
+    layout, size = kconfig_layout(obj)
+    b = types.builder()
+    fields: list[tuple[Any, ...]] = []
+    pos = 0
+    for name, (off, n) in sorted(layout.items(), key=lambda kv: kv[1][0]):
+        if off > pos:
+            fields.append((f"_pad_{pos}", ctypes.c_uint8 * (off - pos)))
+        ext = obj.externs[name]
+        ct = types.value_class(ext.target_type_id) or b.swapped(b.build(ext.target_type_id, 0))
+        if ctypes.sizeof(ct) != n:
+            ct = ctypes.c_uint8 * n
+        fields.append((name, ct))
+        pos = off + n
+    if pos < size:
+        fields.append((f"_pad_{pos}", ctypes.c_uint8 * (size - pos)))
+    return fields
 
 
 def section_fields(obj: ObjectSpec, m: MapSpec, types: _TypeBinder) -> list[tuple[Any, ...]]:
@@ -843,8 +892,8 @@ def section_fields(obj: ObjectSpec, m: MapSpec, types: _TypeBinder) -> list[tupl
     return fields
 
 
-def _same_fields(cls: Any, fields: list[tuple[Any, ...]], m: MapSpec) -> bool:
-    if ctypes.sizeof(cls) != max(m.value_size, 0):
+def _same_fields(cls: Any, fields: list[tuple[Any, ...]], size: int) -> bool:
+    if ctypes.sizeof(cls) != max(size, 0):
         return False
     pos = 0
     for f in fields:
