@@ -169,21 +169,49 @@ class Tool:
         if self.args.verbose:
             self.err.write(f"corebpf: {text}\n")
 
-    def choose(self, skel: Any, variants: list[tuple[str, bool]], what: str) -> str:
+    def choose(self, skel: Any, variants: Sequence[tuple[str, bool]], what: str) -> str:
         """Keep the first program whose condition holds, turn the others' autoload off
-        (libbpf-tools' fentry-or-kprobe and tp_btf-or-raw_tp choices); ToolError when
-        none holds."""
-        chosen = ""
-        for prog, ok in variants:
-            if ok and not chosen:
-                chosen = prog
-            else:
-                skel.progs[prog].autoload = False
-        if not chosen:
-            raise ToolError(f"{self.name}: no way to attach {what} on this kernel (tried "
-                            f"{', '.join(p for p, _ in variants)})")
+        (libbpf-tools' fentry-or-kprobe choices); ToolError when none holds."""
+        chosen = self._choose(skel, [(p, (p,), ok) for p, ok in variants], what)
         self.verbose(f"{what}: using program {chosen!r}")
         return chosen
+
+    def choose_group(self, skel: Any, groups: Sequence[tuple[str, Sequence[str], bool]],
+                     what: str) -> str:
+        """:meth:`choose` for variants made of several programs: ``(label, programs,
+        condition)``; a group with a program missing from this object (a per-arch one)
+        cannot be chosen. Returns the chosen label."""
+        chosen = self._choose(skel, groups, what)
+        progs = next(g[1] for g in groups if g[0] == chosen)
+        self.verbose(f"{what}: using {chosen} programs ({', '.join(progs)})")
+        return chosen
+
+    def choose_tp_btf(self, skel: Any, compat: Compat, hooks: Sequence[str],
+                      skip: Sequence[str] = ()) -> str:
+        """libbpf-tools' probe_tp_btf(first hook): the ``HOOK_btf`` (tp_btf) programs
+        where the kernel's BTF has btf_trace_HOOK, else the ``HOOK_raw`` (raw_tp) ones;
+        the ``skip`` hooks load in neither."""
+        for hook in skip:
+            skel.progs[f"{hook}_btf"].autoload = False
+            skel.progs[f"{hook}_raw"].autoload = False
+        used = [h for h in hooks if h not in skip]
+        return self.choose_group(skel, [
+            ("tp_btf", [f"{h}_btf" for h in used], compat.tp_btf(hooks[0])),
+            ("raw_tp", [f"{h}_raw" for h in used], True)], ", ".join(used))
+
+    def _choose(self, skel: Any, groups: Sequence[tuple[str, Sequence[str], bool]],
+                what: str) -> str:
+        have = {p.name for p in skel.progs}
+        chosen = next((g for g in groups if g[2] and all(p in have for p in g[1])), None)
+        for group in groups:
+            if group is not chosen:
+                for prog in group[1]:
+                    if prog in have:
+                        skel.progs[prog].autoload = False
+        if chosen is None:
+            raise ToolError(f"{self.name}: no way to attach {what} on this kernel (tried "
+                            f"{', '.join(g[0] for g in groups)})")
+        return chosen[0]
 
 
 # -- running a tool -----------------------------------------------------------------------

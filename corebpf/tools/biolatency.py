@@ -16,7 +16,7 @@ import os
 
 from .base import Compat, Tool, ToolError
 from .hist import log2_hist_json, log2_hist_lines, strftime_now
-from .runqlat import FOREVER, choose_variant, strtol
+from .runqlat import FOREVER, strtol
 
 TYPE_CHECKING = False
 
@@ -147,7 +147,7 @@ EXAMPLES:
         skel.rodata.filter_cg = bool(a.cgroup)
         self._cg_fd = -1
         # libbpf-tools: tp_btf if probe_tp_btf("block_rq_insert"); insert only with -Q
-        choose_variant(self, skel, compat, self.HOOKS,
+        self.choose_tp_btf(skel, compat, self.HOOKS,
                        skip=() if a.queued else ("block_rq_insert",))
 
     def header(self) -> None:

@@ -130,7 +130,7 @@ EXAMPLES:
         skel.rodata.targ_tgid = a.pid & 0xFFFFFFFF
         skel.rodata.filter_cg = bool(a.cgroup)
         self._cg_fd = -1
-        choose_variant(self, skel, compat, self.HOOKS)
+        self.choose_tp_btf(skel, compat, self.HOOKS)
 
     def header(self) -> None:
         a = self.args
@@ -185,22 +185,6 @@ EXAMPLES:
     def finish(self) -> None:
         if self._cg_fd >= 0:
             os.close(self._cg_fd)
-
-
-def choose_variant(tool: Tool, skel: Any, compat: Compat, hooks: tuple[str, ...],
-                   skip: tuple[str, ...] = ()) -> str:
-    """One set of programs for this kernel, as libbpf-tools' probe_tp_btf(first hook):
-    ``HOOK_btf`` (tp_btf) where the kernel's BTF has btf_trace_HOOK, else ``HOOK_raw``
-    (raw_tp); the other set, and the ``skip`` hooks of the chosen one, do not load."""
-    btf = compat.tp_btf(hooks[0])
-    chosen = "btf" if btf else "raw"
-    for hook in hooks:
-        skel.progs[f"{hook}_btf"].autoload = btf and hook not in skip
-        skel.progs[f"{hook}_raw"].autoload = not btf and hook not in skip
-    tool.verbose(f"{', '.join(h for h in hooks if h not in skip)}: using "
-                 f"{'tp_btf' if btf else 'raw_tp'} programs "
-                 f"({', '.join(f'{h}_{chosen}' for h in hooks if h not in skip)})")
-    return chosen
 
 
 TOOL = Runqlat

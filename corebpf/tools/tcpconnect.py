@@ -140,26 +140,12 @@ EXAMPLES:
             skel.rodata.source_port = True
         self._start_ts = 0
 
-        have = {p.name for p in skel.progs}
-        groups = [
+        self.choose_group(skel, [
             ("fexit", FEXIT, compat.fentry("tcp_v4_connect")
              and compat.fentry("tcp_v6_connect")),
-            ("kprobe", KPROBE, all(p in have for p in KPROBE) and compat.kprobes()),
+            ("kprobe", KPROBE, compat.kprobes()),
             ("tracepoint", TRACEPOINT, compat.tracepoint("sock", "inet_sock_set_state")),
-        ]
-        chosen = next((g for g in groups if g[2]), None)
-        for _, progs, _ok in groups:
-            for prog in progs:
-                if prog in have and (chosen is None or progs is not chosen[1]):
-                    skel.progs[prog].autoload = False
-        if chosen is None:
-            from .base import ToolError
-
-            raise ToolError(f"{self.name}: no way to trace TCP connects on this kernel "
-                            "(tried fexit and kprobes on tcp_v4_connect/tcp_v6_connect, "
-                            "and the tracepoint sock/inet_sock_set_state)")
-        self.variant = chosen[0]
-        self.verbose(f"TCP connects: using the {chosen[0]} programs ({', '.join(chosen[1])})")
+        ], "TCP connects")
 
     def header(self) -> None:
         a = self.args

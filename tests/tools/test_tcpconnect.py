@@ -92,7 +92,7 @@ def test_c_tool_fails_here_ours_prints_the_row() -> None:
         time.sleep(0.3)
     lines, err = t.stop()
     assert t.proc.returncode == 0, err
-    assert "using the tracepoint programs" in err
+    assert "using tracepoint programs" in err
     assert rows(lines, port) == [[str(os.getpid()), COMM[:12], "4", "127.0.0.1",
                                   "127.0.0.1", str(port)]]
 
