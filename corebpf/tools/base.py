@@ -32,6 +32,9 @@ OBJECTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "objects")
 BUNDLE = os.path.join(OBJECTS, "btf-bundle.tar.xz")
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
 MAP_TYPE_PERF_EVENT_ARRAY = 4
+#: the C tools' "forever" for interval and count
+FOREVER = 99999999
+_LONG = 1 << 63
 
 
 class ToolError(Error):
@@ -109,6 +112,9 @@ class Tool:
     examples: ClassVar[str] = ""
     #: event tools read `events`; interval tools (histograms) wake every interval
     events: ClassVar[bool] = True
+    #: the C histogram tools' positional ``[interval] [count]``: parsed with their strtol
+    #: checks, counted down by the loop, ``interval 0`` returns at once as C's sleep(0)
+    interval_args: ClassVar[bool] = False
 
     def __init__(self, args: argparse.Namespace, out: TextIO, err: TextIO):
         self.args = args
@@ -225,6 +231,13 @@ def parser_for(tool: type[Tool]) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"corebpf tool {tool.name}", description=tool.doc,
                                 epilog=tool.examples, formatter_class=_Formatter)
     tool.add_arguments(p)
+    if tool.interval_args:
+        p.add_argument("interval", nargs="?", type=lambda s: strtol(s, "invalid internal"),
+                       default=FOREVER, help="seconds between summaries (default: one at "
+                       "Ctrl-C)")  # sic, the C tools' message
+        p.add_argument("count", nargs="?", type=lambda s: strtol(s, "invalid times"),
+                       default=FOREVER, help="number of summaries")
+        p.add_argument("extra", nargs="*", help=argparse.SUPPRESS)
     g = p.add_argument_group("corebpf")
     g.add_argument("-v", "--verbose", action="store_true",
                    help="libbpf-style debug lines on stderr: the BTF used, the CO-RE "
@@ -240,6 +253,25 @@ def parser_for(tool: type[Tool]) -> argparse.ArgumentParser:
                    help="read events through a perf buffer even where the kernel has ring "
                    "buffers (as on kernels before 5.8)")
     return p
+
+
+def strtol(text: str, message: str) -> int:
+    """C strtol(text, NULL, 10) as the C tools use it: leading digits, else 0; only an
+    out-of-range number is an error (errno ERANGE), reported with ``message``."""
+    s = text.lstrip(" \t\n\r\f\v")
+    sign = 1
+    if s[:1] in ("+", "-"):
+        sign = -1 if s[0] == "-" else 1
+        s = s[1:]
+    digits = ""
+    for ch in s:
+        if not "0" <= ch <= "9":
+            break
+        digits += ch
+    v = sign * int(digits) if digits else 0
+    if not -_LONG <= v < _LONG:
+        raise argparse.ArgumentTypeError(message)
+    return v
 
 
 def _duration(text: str) -> float:
@@ -282,8 +314,20 @@ def run(tool_cls: type[Tool], argv: Sequence[str] | None = None, *,
         return 1
 
 
+def _sleep_seconds(tool: Tool) -> float:
+    """How long the loop sleeps between intervals."""
+    iv = getattr(tool.args, "interval", None)
+    if tool.interval_args:
+        # C sleep(): 0 returns at once; a negative one is a huge unsigned wait
+        return FOREVER if iv is None or iv < 0 else float(iv)
+    return float(iv or FOREVER)
+
+
 def _run(tool: Tool) -> int:
     args = tool.args
+    if tool.interval_args and args.extra:
+        raise ToolError(f"unrecognized positional argument: {args.extra[0]}")
+    left = args.count if tool.interval_args else -1
     spec, kind, source = core_btf(args.btf)
     tool.verbose(f"BTF for CO-RE: {source} ({kind})")
     compat = tool.compat = Compat(spec, kind, source)
@@ -325,7 +369,7 @@ def _run(tool: Tool) -> int:
                 finally:
                     stop.waiting = False
             else:
-                iv = getattr(args, "interval", None) or 99999999.0
+                iv = _sleep_seconds(tool)
                 tick = iv if wait is None else min(iv, wait)
                 stop.waiting = True
                 try:
@@ -336,7 +380,8 @@ def _run(tool: Tool) -> int:
                     stop.waiting = False
                 # as the C tools: an interval ends in a print, a stop too
                 more = tool.interval()
-                if not more or stop.requested or (
+                left -= 1  # as the C tools' --times: count 0 or less never ends
+                if not more or left == 0 or stop.requested or (
                         deadline is not None and time.monotonic() >= deadline):
                     break
             tool.out.flush()

@@ -16,7 +16,6 @@ import os
 
 from .base import Compat, Tool, ToolError
 from .hist import log2_hist_json, log2_hist_lines, strftime_now
-from .runqlat import FOREVER, strtol
 
 TYPE_CHECKING = False
 
@@ -80,6 +79,7 @@ class Biolatency(Tool):
     name = "biolatency"
     doc = "Summarize block device I/O latency as a histogram."
     events = False
+    interval_args = True
     examples = """\
 USAGE: biolatency [--help] [-T] [-m] [-Q] [-D] [-F] [-d DISK] [-c CG]
 [interval] [count]
@@ -112,12 +112,6 @@ EXAMPLES:
                        help="Include OS queued time in I/O time")
         p.add_argument("-T", "--timestamp", action="store_true",
                        help="Include timestamp on output")
-        p.add_argument("interval", nargs="?", type=lambda s: strtol(s, "invalid internal"),
-                       default=FOREVER, help="seconds between summaries (default: one at "
-                       "Ctrl-C)")
-        p.add_argument("count", nargs="?", type=lambda s: strtol(s, "invalid times"),
-                       default=FOREVER, help="number of summaries")
-        p.add_argument("extra", nargs="*", help=argparse.SUPPRESS)
 
     def open(self) -> Skel:
         from .objects import biolatency_skel
@@ -126,13 +120,6 @@ EXAMPLES:
 
     def configure(self, skel: Skel, compat: Compat) -> None:
         a = self.args
-        if a.extra:
-            raise ToolError(f"unrecognized positional argument: {a.extra[0]}")
-        if a.interval == 0:  # C sleep(0) returns at once; base's loop takes 0 as forever
-            a.interval = 1e-9
-        elif a.interval < 0:
-            a.interval = FOREVER
-        self.left: int = a.count
         self.parts = partitions()
         self.names = {dev: name for name, dev in reversed(self.parts.items())}
         if a.disk is not None:
@@ -198,8 +185,7 @@ EXAMPLES:
                 text += "\n"
                 text += "".join(ln + "\n" for ln in log2_hist_lines(slots, unit))
             self.emit(text)
-        self.left -= 1
-        return self.left != 0
+        return True
 
     def finish(self) -> None:
         if self._cg_fd >= 0:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .base import Compat, Tool, ToolError
+from .base import Compat, Tool, ToolError, strtol
 from .hist import log2_hist_json, log2_hist_lines, strftime_now
 
 TYPE_CHECKING = False
@@ -23,42 +23,12 @@ if TYPE_CHECKING:
 
 #: libbpf-tools' runqlat keeps 26 slots (the last one also counts anything longer)
 SLOTS = 26
-#: the C tools' "forever" for interval and count
-FOREVER = 99999999
 #: the key of the one histogram when nothing splits them
 ALL = 0xFFFFFFFF
-_LONG = 1 << 63
-
-
-def strtol(text: str, what: str) -> int:
-    """C strtol(text, NULL, 10) as the C tools use it: leading digits, else 0; only an
-    out-of-range number is an error (errno ERANGE)."""
-    s = text.lstrip(" \t\n\r\f\v")
-    sign = 1
-    if s[:1] in ("+", "-"):
-        sign = -1 if s[0] == "-" else 1
-        s = s[1:]
-    digits = ""
-    for ch in s:
-        if not "0" <= ch <= "9":
-            break
-        digits += ch
-    v = sign * int(digits) if digits else 0
-    if not -_LONG <= v < _LONG:
-        raise argparse.ArgumentTypeError(what)
-    return v
 
 
 def _pid(text: str) -> int:
     return strtol(text, f"invalid PID: {text}")
-
-
-def _interval(text: str) -> int:
-    return strtol(text, "invalid internal")  # sic, the C tools' message
-
-
-def _times(text: str) -> int:
-    return strtol(text, "invalid times")
 
 
 def _s32(v: int) -> int:
@@ -69,6 +39,7 @@ class Runqlat(Tool):
     name = "runqlat"
     doc = "Summarize run queue (scheduler) latency as a histogram."
     events = False
+    interval_args = True
     examples = """\
 USAGE: runqlat [--help] [-T] [-m] [--pidnss] [-L] [-P] [-p PID] [interval]
 [count] [-c CG]
@@ -100,11 +71,6 @@ EXAMPLES:
                        help="Print a histogram per process ID")
         p.add_argument("-T", "--timestamp", action="store_true",
                        help="Include timestamp on output")
-        p.add_argument("interval", nargs="?", type=_interval, default=FOREVER,
-                       help="seconds between summaries (default: one at Ctrl-C)")
-        p.add_argument("count", nargs="?", type=_times, default=FOREVER,
-                       help="number of summaries")
-        p.add_argument("extra", nargs="*", help=argparse.SUPPRESS)
 
     def open(self) -> Skel:
         from .objects import runqlat_skel
@@ -113,16 +79,8 @@ EXAMPLES:
 
     def configure(self, skel: Skel, compat: Compat) -> None:
         a = self.args
-        if a.extra:
-            raise ToolError(f"unrecognized positional argument: {a.extra[0]}")
         if sum((a.tids, a.pids, a.pidnss)) > 1:
             raise ToolError("pidnss, pids, tids cann't be used together.")
-        # base's loop sleeps args.interval (falsy: forever); C sleep(0) returns at once
-        if a.interval == 0:
-            a.interval = 1e-9
-        elif a.interval < 0:
-            a.interval = FOREVER
-        self.left: int = a.count
         skel.rodata.targ_per_process = a.pids
         skel.rodata.targ_per_thread = a.tids
         skel.rodata.targ_per_pidns = a.pidnss
@@ -179,8 +137,7 @@ EXAMPLES:
                 text += self._label(k, h.comm)[0]
                 text += "".join(ln + "\n" for ln in log2_hist_lines(list(h.slots), unit))
             self.emit(text)
-        self.left -= 1
-        return self.left != 0
+        return True
 
     def finish(self) -> None:
         if self._cg_fd >= 0:
