@@ -220,6 +220,15 @@ class Tool:
         return chosen[0]
 
 
+# -- options as the C tools parse them -----------------------------------------------------
+
+
+def add_cgroup(p: argparse.ArgumentParser, metavar: str = "/sys/fs/cgroup/unified") -> None:
+    """``-c/--cgroup PATH`` of the C tools: the run sets the object's ``filter_cg`` and
+    puts the opened directory in ``cgroup_map[0]`` before attaching."""
+    p.add_argument("-c", "--cgroup", metavar=metavar, help="Trace process in cgroup path")
+
+
 # -- running a tool -----------------------------------------------------------------------
 
 
@@ -333,6 +342,7 @@ def _run(tool: Tool) -> int:
     compat = tool.compat = Compat(spec, kind, source)
     skel = tool.skel = tool.open()
     stop = _Stop()
+    cg_fd = -1
     try:
         events = getattr(skel.maps, "events", None) if tool.events else None
         if events is not None:
@@ -341,11 +351,17 @@ def _run(tool: Tool) -> int:
                 events.type = MAP_TYPE_PERF_EVENT_ARRAY
                 skel.rodata.use_ringbuf = False
             tool.verbose(f"events: {'ring buffer' if ring else 'perf buffer'}")
+        cgroup = getattr(args, "cgroup", None)
+        if cgroup:
+            skel.rodata.filter_cg = True
         tool.configure(skel, compat)
         skel.load(btf=None if kind == "kernel" else spec,
                   verifier_log_lines=None if args.verbose else 20)
         if args.verbose:
             _print_core(tool, skel)
+        if cgroup:
+            cg_fd = _open_cgroup(cgroup)
+            skel.maps.cgroup_map[0] = cg_fd
         tool.before_attach(skel)
         skel.attach()
         if events is not None:
@@ -393,7 +409,16 @@ def _run(tool: Tool) -> int:
     finally:
         stop.close()
         skel.close()
+        if cg_fd >= 0:
+            os.close(cg_fd)
     return 0
+
+
+def _open_cgroup(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDONLY)
+    except OSError as e:
+        raise ToolError(f"Failed opening Cgroup path: {path}: {e.strerror}") from None
 
 
 def _print_core(tool: Tool, skel: Any) -> None:

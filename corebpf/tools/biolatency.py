@@ -12,9 +12,8 @@ unknown option or a bad interval/count end with argparse's usage error (exit 2; 
 from __future__ import annotations
 
 import argparse
-import os
 
-from .base import Compat, Tool, ToolError
+from .base import Compat, Tool, ToolError, add_cgroup
 from .hist import log2_hist_json, log2_hist_lines, strftime_now
 
 TYPE_CHECKING = False
@@ -98,8 +97,7 @@ EXAMPLES:
 
     @classmethod
     def add_arguments(cls, p: argparse.ArgumentParser) -> None:
-        p.add_argument("-c", "--cgroup", metavar="/sys/fs/cgroup/unified",
-                       help="Trace process in cgroup path")
+        add_cgroup(p)
         p.add_argument("-d", type=_disk, dest="disk", metavar="DISK",
                        help="Trace this disk only")
         p.add_argument("-D", "--disk", action="store_true", dest="per_disk",
@@ -131,21 +129,12 @@ EXAMPLES:
         skel.rodata.targ_per_flag = a.flag
         skel.rodata.targ_ms = a.milliseconds
         skel.rodata.targ_queued = a.queued
-        skel.rodata.filter_cg = bool(a.cgroup)
-        self._cg_fd = -1
         # libbpf-tools: tp_btf if probe_tp_btf("block_rq_insert"); insert only with -Q
         self.choose_tp_btf(skel, compat, self.HOOKS,
                        skip=() if a.queued else ("block_rq_insert",))
 
     def header(self) -> None:
         a = self.args
-        if a.cgroup:
-            try:
-                self._cg_fd = os.open(a.cgroup, os.O_RDONLY)
-            except OSError as e:
-                raise ToolError(f"Failed opening Cgroup path: {a.cgroup}: {e.strerror}") \
-                    from None
-            self.skel.maps.cgroup_map[0] = self._cg_fd
         if not a.json:
             self.emit("Tracing block device I/O... Hit Ctrl-C to end.\n")
 
@@ -186,10 +175,6 @@ EXAMPLES:
                 text += "".join(ln + "\n" for ln in log2_hist_lines(slots, unit))
             self.emit(text)
         return True
-
-    def finish(self) -> None:
-        if self._cg_fd >= 0:
-            os.close(self._cg_fd)
 
 
 TOOL = Biolatency

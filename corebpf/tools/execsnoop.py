@@ -4,11 +4,10 @@ execsnoop prints it."""
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 from ..skeleton import field_bytes
-from .base import Compat, Tool, ToolError
+from .base import Compat, Tool, add_cgroup
 
 TYPE_CHECKING = False
 
@@ -77,8 +76,7 @@ EXAMPLES:
         p.add_argument("--max-args", type=_max_args, default=20, metavar="MAX_ARGS",
                        help="maximum number of arguments parsed and displayed, defaults "
                        "to 20")
-        p.add_argument("-c", "--cgroup", metavar="/sys/fs/cgroup/unified",
-                       help="Trace process in cgroup path")
+        add_cgroup(p)
 
     def open(self) -> Skel:
         from .objects import execsnoop_skel
@@ -91,19 +89,6 @@ EXAMPLES:
         skel.rodata.max_args = a.max_args
         if a.uid is not None:
             skel.rodata.targ_uid = a.uid
-        if a.cgroup:
-            skel.rodata.filter_cg = True
-        self._cg_fd = -1
-
-    def before_attach(self, skel: Skel) -> None:
-        a = self.args
-        if a.cgroup:
-            try:
-                self._cg_fd = os.open(a.cgroup, os.O_RDONLY)
-            except OSError as e:
-                raise ToolError(f"Failed opening Cgroup path: {a.cgroup}: {e.strerror}") \
-                    from None
-            skel.maps.cgroup_map[0] = self._cg_fd
 
     def header(self) -> None:
         a = self.args
@@ -181,10 +166,6 @@ EXAMPLES:
             else:
                 out.append(_QUOTED.get(ch) or chr(ch))
         return "".join(out).encode("latin-1", "replace").decode("utf-8", "replace")
-
-    def finish(self) -> None:
-        if self._cg_fd >= 0:
-            os.close(self._cg_fd)
 
 
 TOOL = Execsnoop

@@ -4,11 +4,10 @@ code or killing signal, as libbpf-tools' exitsnoop prints it."""
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import time
 
-from .base import Compat, Tool, ToolError
+from .base import Compat, Tool, add_cgroup
 
 TYPE_CHECKING = False
 
@@ -51,8 +50,7 @@ EXAMPLES:
 
     @classmethod
     def add_arguments(cls, p: argparse.ArgumentParser) -> None:
-        p.add_argument("-c", "--cgroup", metavar="/sys/fs/cgroup/unified",
-                       help="Trace process in cgroup path")
+        add_cgroup(p)
         p.add_argument("-p", "--pid", type=_pid, metavar="PID", help="Process ID to trace")
         p.add_argument("-t", "--timestamp", action="store_true",
                        help="Include timestamp on output")
@@ -70,18 +68,6 @@ EXAMPLES:
             skel.rodata.target_pid = a.pid
         skel.rodata.trace_failed_only = a.failed
         skel.rodata.trace_by_process = not a.threaded
-        skel.rodata.filter_cg = bool(a.cgroup)
-        self._cg_fd = -1
-
-    def before_attach(self, skel: Skel) -> None:
-        a = self.args
-        if a.cgroup:
-            try:
-                self._cg_fd = os.open(a.cgroup, os.O_RDONLY)
-            except OSError as e:
-                raise ToolError(f"Failed opening Cgroup path: {a.cgroup}: {e.strerror}") \
-                    from None
-            skel.maps.cgroup_map[0] = self._cg_fd
 
     def header(self) -> None:
         a = self.args
@@ -115,10 +101,6 @@ EXAMPLES:
             if core:
                 line += ", core dumped"
         self.emit(line + "\n")
-
-    def finish(self) -> None:
-        if self._cg_fd >= 0:
-            os.close(self._cg_fd)
 
 
 TOOL = Exitsnoop

@@ -9,9 +9,8 @@ interval waits for Ctrl-C (the C tool passes it to sleep() as a huge unsigned nu
 from __future__ import annotations
 
 import argparse
-import os
 
-from .base import Compat, Tool, ToolError, strtol
+from .base import Compat, Tool, ToolError, add_cgroup, strtol
 from .hist import log2_hist_json, log2_hist_lines, strftime_now
 
 TYPE_CHECKING = False
@@ -57,8 +56,7 @@ EXAMPLES:
 
     @classmethod
     def add_arguments(cls, p: argparse.ArgumentParser) -> None:
-        p.add_argument("-c", "--cgroup", metavar="/sys/fs/cgroup/unified",
-                       help="Trace process in cgroup path")
+        add_cgroup(p)
         p.add_argument("-L", "--tids", action="store_true",
                        help="Print a histogram per thread ID")
         p.add_argument("-m", "--milliseconds", action="store_true",
@@ -86,19 +84,10 @@ EXAMPLES:
         skel.rodata.targ_per_pidns = a.pidnss
         skel.rodata.targ_ms = a.milliseconds
         skel.rodata.targ_tgid = a.pid & 0xFFFFFFFF
-        skel.rodata.filter_cg = bool(a.cgroup)
-        self._cg_fd = -1
         self.choose_tp_btf(skel, compat, self.HOOKS)
 
     def header(self) -> None:
         a = self.args
-        if a.cgroup:
-            try:
-                self._cg_fd = os.open(a.cgroup, os.O_RDONLY)
-            except OSError as e:
-                raise ToolError(f"Failed opening Cgroup path: {a.cgroup}: {e.strerror}") \
-                    from None
-            self.skel.maps.cgroup_map[0] = self._cg_fd
         if not a.json:
             self.emit("Tracing run queue latency... Hit Ctrl-C to end.\n")
 
@@ -138,10 +127,6 @@ EXAMPLES:
                 text += "".join(ln + "\n" for ln in log2_hist_lines(list(h.slots), unit))
             self.emit(text)
         return True
-
-    def finish(self) -> None:
-        if self._cg_fd >= 0:
-            os.close(self._cg_fd)
 
 
 TOOL = Runqlat

@@ -12,12 +12,11 @@ effect.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import sys
 import time
 
-from .base import Compat, Tool, ToolError
+from .base import Compat, Tool, ToolError, add_cgroup
 
 TYPE_CHECKING = False
 
@@ -112,8 +111,7 @@ EXAMPLES:
 
     @classmethod
     def add_arguments(cls, p: argparse.ArgumentParser) -> None:
-        p.add_argument("-c", "--cgroup", metavar="/sys/fs/cgroup/unified/<CG>",
-                       help="Trace process in cgroup path")
+        add_cgroup(p, "/sys/fs/cgroup/unified/<CG>")
         # --duration is corebpf's own option (same meaning, seconds): -d here
         p.add_argument("-d", dest="duration", type=_duration, metavar="DURATION",
                        help="Total tracing duration (seconds)")
@@ -146,7 +144,6 @@ EXAMPLES:
     def configure(self, skel: Skel, compat: Compat) -> None:
         a = self.args
         self._names = syscall_table()
-        self._cg_fd = -1
         if a.pid:
             skel.rodata.filter_pid = a.pid
         if a.failures:
@@ -157,8 +154,6 @@ EXAMPLES:
             skel.rodata.measure_latency = True
         if a.process:
             skel.rodata.count_by_process = True
-        if a.cgroup:
-            skel.rodata.filter_cg = True
         for cat, name in (("raw_syscalls", "sys_exit"), ("raw_syscalls", "sys_enter")):
             if not compat.tracepoint(cat, name):
                 raise ToolError(f"{self.name}: this kernel has no tracepoint {cat}/{name}")
@@ -168,13 +163,6 @@ EXAMPLES:
 
     def header(self) -> None:
         a = self.args
-        if a.cgroup:
-            try:
-                self._cg_fd = os.open(a.cgroup, os.O_RDONLY)
-            except OSError as e:
-                raise ToolError(f"Failed opening Cgroup path: {a.cgroup}: {e.strerror}") \
-                    from None
-            self.skel.maps.cgroup_map[0] = self._cg_fd
         if not a.json:
             self.emit(f"Tracing syscalls, printing top {a.top}... Ctrl+C to quit.\n")
 
@@ -224,10 +212,6 @@ EXAMPLES:
         text.append("\n")
         self.emit("".join(text))
         return True
-
-    def finish(self) -> None:
-        if self._cg_fd >= 0:
-            os.close(self._cg_fd)
 
 
 TOOL = Syscount
