@@ -20,7 +20,7 @@ from ..errors import Error
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import Any, ClassVar, TextIO
 
     from ..btf import Spec
@@ -35,6 +35,7 @@ MAP_TYPE_PERF_EVENT_ARRAY = 4
 #: the C tools' "forever" for interval and count
 FOREVER = 99999999
 _LONG = 1 << 63
+INT_MAX = 2**31 - 1
 
 
 class ToolError(Error):
@@ -221,6 +222,24 @@ class Tool:
 
 
 # -- options as the C tools parse them -----------------------------------------------------
+
+
+def c_int(message: str, low: int, high: int | None = None, *,
+          lenient: bool = False) -> Callable[[str], int]:
+    """An argparse type for a decimal number checked as a C tool's argp parser checks it:
+    within [low, high], else ``message`` (``{}`` is the argument). ``lenient``: text that
+    is no number reads as 0 (strtol without an end check) before the range check."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text, 10)
+        except ValueError:
+            if not lenient:
+                raise argparse.ArgumentTypeError(message.format(text)) from None
+            v = 0
+        if v < low or (high is not None and v > high):
+            raise argparse.ArgumentTypeError(message.format(text))
+        return v
+    return parse
 
 
 def add_cgroup(p: argparse.ArgumentParser, metavar: str = "/sys/fs/cgroup/unified") -> None:

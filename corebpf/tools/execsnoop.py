@@ -7,7 +7,7 @@ import argparse
 import time
 
 from ..skeleton import field_bytes
-from .base import Compat, Tool, add_cgroup
+from .base import Compat, Tool, add_cgroup, c_int
 
 TYPE_CHECKING = False
 
@@ -21,25 +21,9 @@ MAX_ARGS_LIMIT = 60
 _QUOTED = {ord('"'): '\\"', ord("\t"): "\\t", ord("\n"): "\\n"}
 
 
-def _uid(text: str) -> int:
-    try:
-        v = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"Invalid UID {text}") from None
-    if not 0 <= v < 0xFFFFFFFF:
-        raise argparse.ArgumentTypeError(f"Invalid UID {text}")
-    return v
-
-
-def _max_args(text: str) -> int:
-    try:
-        v = int(text, 10)
-    except ValueError:
-        v = 0
-    if not 1 <= v <= MAX_ARGS_LIMIT:
-        raise argparse.ArgumentTypeError(f"Invalid MAX_ARGS {text}, should be in "
-                                         f"[1, {MAX_ARGS_LIMIT}] range")
-    return v
+_uid = c_int("Invalid UID {}", 0, 0xFFFFFFFE)
+_max_args = c_int(f"Invalid MAX_ARGS {{}}, should be in [1, {MAX_ARGS_LIMIT}] range", 1,
+                  MAX_ARGS_LIMIT, lenient=True)
 
 
 class Execsnoop(Tool):

@@ -7,7 +7,7 @@ import argparse
 import signal
 import time
 
-from .base import Compat, Tool, add_cgroup
+from .base import Compat, Tool, add_cgroup, c_int
 
 TYPE_CHECKING = False
 
@@ -18,14 +18,7 @@ if TYPE_CHECKING:
     from .objects.exitsnoop_skel import Exitsnoop as Skel
 
 
-def _pid(text: str) -> int:
-    try:
-        v = int(text, 10)
-    except ValueError:
-        v = 0
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"Invalid PID: {text}")
-    return v
+_pid = c_int("Invalid PID: {}", 1, lenient=True)
 
 
 def _signal_text(sig: int) -> str:

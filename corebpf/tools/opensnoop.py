@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from .base import Compat, Tool
+from .base import Compat, Tool, c_int
 
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from .objects.opensnoop_skel import Event
@@ -23,27 +24,12 @@ if TYPE_CHECKING:
 INVALID_UID = 0xFFFFFFFF
 
 
-def _positive(what: str, sep: str = ":") -> Any:
-    """strtol-and-check as the C tool's argp parser does, with its message."""
-    def parse(text: str) -> int:
-        try:
-            v = int(text, 10)
-        except ValueError:
-            v = 0
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"Invalid {what}{sep} {text}")
-        return v
-    return parse
+def _positive(what: str) -> Callable[[str], int]:
+    return c_int(f"Invalid {what}: {{}}", 1, lenient=True)
 
 
-def _uid(text: str) -> int:
-    try:
-        v = int(text, 10)
-    except ValueError:
-        v = 0  # strtol: no digits is 0, a valid uid, as in the C tool
-    if not 0 <= v < INVALID_UID:
-        raise argparse.ArgumentTypeError(f"Invalid UID {text}")
-    return v
+# strtol: no digits is 0, a valid uid, as in the C tool
+_uid = c_int("Invalid UID {}", 0, INVALID_UID - 1, lenient=True)
 
 
 class Opensnoop(Tool):

@@ -7,12 +7,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from .base import Compat, Tool, ToolError
+from .base import Compat, Tool, ToolError, c_int
 
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Callable
 
     from .objects.sigsnoop_skel import Event
     from .objects.sigsnoop_skel import Sigsnoop as Skel
@@ -27,16 +27,8 @@ SIG_NAMES = (
 KILL_CALLS = ("kill", "tkill", "tgkill")
 
 
-def _positive(what: str) -> Any:
-    def parse(text: str) -> int:
-        try:
-            v = int(text, 10)
-        except ValueError:
-            v = 0
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"Invalid {what}: {text}")
-        return v
-    return parse
+def _positive(what: str) -> Callable[[str], int]:
+    return c_int(f"Invalid {what}: {{}}", 1, lenient=True)
 
 
 def sig_name(sig: int) -> str | None:

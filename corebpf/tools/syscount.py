@@ -16,7 +16,7 @@ import platform
 import sys
 import time
 
-from .base import Compat, Tool, ToolError, add_cgroup
+from .base import INT_MAX, Compat, Tool, ToolError, add_cgroup, c_int
 
 TYPE_CHECKING = False
 
@@ -25,9 +25,6 @@ if TYPE_CHECKING:
 
     from .objects.syscount_skel import DataT
     from .objects.syscount_skel import Syscount as Skel
-
-INT_MAX = 2**31 - 1
-
 
 def syscall_table(machine: str | None = None) -> dict[int, str]:
     """Number -> name on this machine's architecture (empty when unknown)."""
@@ -41,30 +38,10 @@ def syscall_name(table: dict[int, str], nr: int) -> str:
     return name[:31] if name else f"[unknown: {nr}]"
 
 
-def _int_in(text: str, low: int, what: str) -> int:
-    try:
-        v = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid {what}: {text}") from None
-    if not low <= v <= INT_MAX:
-        raise argparse.ArgumentTypeError(f"invalid {what}: {text}")
-    return v
-
-
-def _pid(text: str) -> int:
-    return _int_in(text, 1, "PID")
-
-
-def _interval(text: str) -> int:
-    return _int_in(text, 0, "INTERVAL")
-
-
-def _duration(text: str) -> int:
-    return _int_in(text, 1, "DURATION")
-
-
-def _top(text: str) -> int:
-    return _int_in(text, 1, "TOP")
+_pid = c_int("invalid PID: {}", 1, INT_MAX)
+_interval = c_int("invalid INTERVAL: {}", 0, INT_MAX)
+_duration = c_int("invalid DURATION: {}", 1, INT_MAX)
+_top = c_int("invalid TOP: {}", 1, INT_MAX)
 
 
 def _errno(text: str) -> int:

@@ -17,7 +17,7 @@ import argparse
 import socket
 import sys
 
-from .base import Compat, Tool
+from .base import INT_MAX, Compat, Tool, c_int
 
 TYPE_CHECKING = False
 
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 AF_INET = 2
 AF_INET6 = 10
 MAX_PORTS = 64
-INT_MAX = 2**31 - 1
 
 FEXIT = ("tcp_v4_connect_fexit", "tcp_v6_connect_fexit")
 KPROBE = ("tcp_v4_connect_kprobe", "tcp_v4_connect_kretprobe", "tcp_v6_connect_kprobe",
@@ -38,23 +37,9 @@ KPROBE = ("tcp_v4_connect_kprobe", "tcp_v4_connect_kretprobe", "tcp_v6_connect_k
 TRACEPOINT = ("inet_sock_set_state_tp",)
 
 
-def _int_in(text: str, low: int, high: int, what: str) -> int:
-    """libbpf-tools' strtol/strtoul with a range check; its message on failure."""
-    try:
-        v = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid {what}: {text}") from None
-    if not low <= v <= high:
-        raise argparse.ArgumentTypeError(f"invalid {what}: {text}")
-    return v
-
-
-def _pid(text: str) -> int:
-    return _int_in(text, 1, INT_MAX, "PID")
-
-
-def _uid(text: str) -> int:
-    return _int_in(text, 0, 0xFFFFFFFE, "UID")
+_pid = c_int("invalid PID: {}", 1, INT_MAX)
+_uid = c_int("invalid UID: {}", 0, 0xFFFFFFFE)
+_port = c_int("invalid PORT_LIST: {}", 1, 65535)
 
 
 def _ports(text: str) -> list[int]:
@@ -62,7 +47,7 @@ def _ports(text: str) -> list[int]:
     if len(parts) > MAX_PORTS:
         raise argparse.ArgumentTypeError(f"invalid PORT_LIST: {text}")
     try:
-        return [_int_in(p, 1, 65535, "PORT_LIST") for p in parts]
+        return [_port(p) for p in parts]
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"invalid PORT_LIST: {text}") from None
 
