@@ -116,6 +116,9 @@ class Tool:
     #: the C histogram tools' positional ``[interval] [count]``: parsed with their strtol
     #: checks, counted down by the loop, ``interval 0`` returns at once as C's sleep(0)
     interval_args: ClassVar[bool] = False
+    #: the C tool has its own ``-d/--duration`` (seconds, ``dest="duration"``), added in
+    #: add_arguments in place of corebpf's ``--duration``
+    owns_duration: ClassVar[bool] = False
 
     def __init__(self, args: argparse.Namespace, out: TextIO, err: TextIO):
         self.args = args
@@ -275,8 +278,9 @@ def parser_for(tool: type[Tool]) -> argparse.ArgumentParser:
     g.add_argument("--btf", metavar="PATH",
                    help="BTF of this kernel for CO-RE (any container corebpf reads), "
                    "instead of the kernel's own or the embedded bundle's")
-    g.add_argument("--duration", type=_duration, metavar="SECONDS",
-                   help="stop after this many seconds (default: at Ctrl-C or SIGTERM)")
+    if not tool.owns_duration:
+        g.add_argument("--duration", type=_duration, metavar="SECONDS",
+                       help="stop after this many seconds (default: at Ctrl-C or SIGTERM)")
     g.add_argument("--perf-buffer", action="store_true",
                    help="read events through a perf buffer even where the kernel has ring "
                    "buffers (as on kernels before 5.8)")

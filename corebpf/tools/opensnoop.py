@@ -2,8 +2,8 @@
 opensnoop (Debian's 0.26) prints them.
 
 0.26 never traced openat2(); to give the same rows on the same workload it is off here
-too, and ``--openat2`` turns it on (as newer libbpf-tools always do). The C tool's
-``-d`` is here; ``--duration`` is the shared corebpf option that ``-d`` sets as well."""
+too, and ``--openat2`` turns it on (as newer libbpf-tools always do). ``-d/--duration``
+is the C tool's (whole seconds, > 0)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ _uid = c_int("Invalid UID {}", 0, INVALID_UID - 1, lenient=True)
 class Opensnoop(Tool):
     name = "opensnoop"
     doc = "Trace open family syscalls"
+    owns_duration = True
     examples = """\
 EXAMPLES:
     ./opensnoop           # trace all open() syscalls
@@ -50,7 +51,7 @@ EXAMPLES:
 
     @classmethod
     def add_arguments(cls, p: argparse.ArgumentParser) -> None:
-        p.add_argument("-d", dest="duration", type=_positive("duration"), metavar="DURATION",
+        p.add_argument("-d", "--duration", type=_positive("duration"), metavar="DURATION",
                        help="Duration to trace")
         p.add_argument("-e", "--extended-fields", action="store_true",
                        help="Print extended fields")

@@ -5,8 +5,7 @@ Syscall names come from :mod:`corebpf.tools.syscall_names`: on x86_64 the C tool
 table (so the same numbers print as ``[unknown: N]``); on arm64 the kernel's table, where
 the C tool without ``ausyscall`` names nothing. ``-e`` takes an errno number or a name
 from Python's errno module (the C tool's built-in names, without its ``errno -l``
-fallback). ``-d`` is the C tool's option; ``--duration`` is corebpf's, with the same
-effect.
+fallback). ``-d/--duration`` is the C tool's (whole seconds, > 0).
 """
 
 from __future__ import annotations
@@ -76,6 +75,7 @@ class Syscount(Tool):
     name = "syscount"
     doc = "syscount: summarize syscall counts and latencies"
     events = False
+    owns_duration = True
     examples = """\
 EXAMPLES:
     syscount                 # print top 10 syscalls by count every second
@@ -89,8 +89,7 @@ EXAMPLES:
     @classmethod
     def add_arguments(cls, p: argparse.ArgumentParser) -> None:
         add_cgroup(p, "/sys/fs/cgroup/unified/<CG>")
-        # --duration is corebpf's own option (same meaning, seconds): -d here
-        p.add_argument("-d", dest="duration", type=_duration, metavar="DURATION",
+        p.add_argument("-d", "--duration", type=_duration, metavar="DURATION",
                        help="Total tracing duration (seconds)")
         p.add_argument("-e", "--errno", type=_errno, default=0, metavar="ERRNO",
                        help="Trace only syscalls that return this error(numeric or EPERM, "
