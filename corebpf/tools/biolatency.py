@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from .base import Compat, Tool, ToolError, add_cgroup
-from .hist import log2_hist_json, log2_hist_lines, strftime_now
+from .hist import log2_hists_report, take_all
 
 TYPE_CHECKING = False
 
@@ -140,40 +140,20 @@ EXAMPLES:
 
     def interval(self) -> bool:
         a = self.args
-        unit = "msecs" if a.milliseconds else "usecs"
-        hists = self.skel.maps.hists
-        # as the C tool: every histogram in the map's order, then all of them deleted
-        entries = [(k.cmd_flags, k.dev, list(h.slots)) for k, h in hists.items()]
-        for key in list(hists.keys()):
-            hists.delete(key)
-        if a.json:
-            obj: dict[str, Any] = {}
-            if a.timestamp:
-                obj["time"] = strftime_now()
-            obj["unit"] = unit
-            rows = []
-            for flags, dev, slots in entries:
-                row: dict[str, Any] = {}
-                if a.per_disk:
-                    row["disk"] = self.names.get(dev, "Unknown")
-                if a.flag:
-                    row.update(flags=cmd_flags_text(flags), cmd_flags=flags)
-                row["slots"] = log2_hist_json(slots, unit)
-                rows.append(row)
-            obj["hists"] = rows
-            self.emit_json(obj)
-        else:
-            text = "\n"
-            if a.timestamp:
-                text += f"{strftime_now():<8}\n"
-            for flags, dev, slots in entries:
-                if a.per_disk:
-                    text += f"\ndisk = {self.names.get(dev, 'Unknown')}\t"
-                if a.flag:
-                    text += f"flags = {cmd_flags_text(flags)}"
-                text += "\n"
-                text += "".join(ln + "\n" for ln in log2_hist_lines(slots, unit))
-            self.emit(text)
+        hists = []
+        for k, h in take_all(self.skel.maps.hists):
+            label = ""
+            keys: dict[str, Any] = {}
+            if a.per_disk:
+                disk = self.names.get(k.dev, "Unknown")
+                label += f"\ndisk = {disk}\t"
+                keys["disk"] = disk
+            if a.flag:
+                label += f"flags = {cmd_flags_text(k.cmd_flags)}"
+                keys.update(flags=cmd_flags_text(k.cmd_flags), cmd_flags=k.cmd_flags)
+            hists.append((label + "\n", keys, list(h.slots)))
+        self.emit(log2_hists_report(hists, "msecs" if a.milliseconds else "usecs",
+                                    timestamp=a.timestamp, as_json=a.json))
         return True
 
 

@@ -9,8 +9,10 @@ TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from typing import Any
 
-__all__ = ["linear_hist_lines", "log2_hist_json", "log2_hist_lines", "strftime_now"]
+__all__ = ["linear_hist_lines", "log2_hist_json", "log2_hist_lines", "log2_hists_report",
+           "strftime_now", "take_all"]
 
 
 def _stars(val: int, val_max: int, width: int) -> str:
@@ -74,3 +76,36 @@ def log2_hist_json(vals: Sequence[int], val_type: str) -> list[dict[str, int]]:
 def strftime_now(fmt: str = "%H:%M:%S", clock: Callable[[], float] = time.time) -> str:
     """The wall-clock time column (``-T``) as the C tools print it (localtime)."""
     return time.strftime(fmt, time.localtime(clock()))
+
+
+def take_all(hists: Any) -> list[tuple[Any, Any]]:
+    """Every entry of a histogram map in the map's order, then those deleted: what the C
+    histogram tools do each interval."""
+    entries = list(hists.items())
+    for key, _ in entries:
+        hists.delete(key)
+    return entries
+
+
+def log2_hists_report(hists: Sequence[tuple[str, dict[str, Any], Sequence[int]]], unit: str,
+                      *, timestamp: bool, as_json: bool) -> str:
+    """One interval of log2 histograms, each ``(label line(s), JSON keys, slots)``: a
+    blank line, the time with -T, then each label and print_log2_hist's rows; or one JSON
+    line with ``time``, ``unit`` and ``hists``."""
+    if as_json:
+        import json
+
+        obj: dict[str, Any] = {}
+        if timestamp:
+            obj["time"] = strftime_now()
+        obj["unit"] = unit
+        obj["hists"] = [{**keys, "slots": log2_hist_json(slots, unit)}
+                        for _, keys, slots in hists]
+        return json.dumps(obj) + "\n"
+    text = "\n"
+    if timestamp:
+        text += f"{strftime_now():<8}\n"
+    for label, _, slots in hists:
+        text += label
+        text += "".join(ln + "\n" for ln in log2_hist_lines(slots, unit))
+    return text

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from .base import Compat, Tool, ToolError, add_cgroup, strtol
-from .hist import log2_hist_json, log2_hist_lines, strftime_now
+from .hist import log2_hists_report, take_all
 
 TYPE_CHECKING = False
 
@@ -103,29 +103,10 @@ EXAMPLES:
 
     def interval(self) -> bool:
         a = self.args
-        unit = "msecs" if a.milliseconds else "usecs"
-        hists = self.skel.maps.hists
-        # as the C tool: every histogram in the map's order, then all of them deleted
-        entries = list(hists.items())
-        for key, _ in entries:
-            hists.delete(key)
-        if a.json:
-            obj: dict[str, Any] = {}
-            if a.timestamp:
-                obj["time"] = strftime_now()
-            obj["unit"] = unit
-            obj["hists"] = [{**self._label(k, h.comm)[1],
-                             "slots": log2_hist_json(list(h.slots), unit)}
-                            for k, h in entries]
-            self.emit_json(obj)
-        else:
-            text = "\n"
-            if a.timestamp:
-                text += f"{strftime_now():<8}\n"
-            for k, h in entries:
-                text += self._label(k, h.comm)[0]
-                text += "".join(ln + "\n" for ln in log2_hist_lines(list(h.slots), unit))
-            self.emit(text)
+        hists = [(*self._label(k, h.comm), list(h.slots))
+                 for k, h in take_all(self.skel.maps.hists)]
+        self.emit(log2_hists_report(hists, "msecs" if a.milliseconds else "usecs",
+                                    timestamp=a.timestamp, as_json=a.json))
         return True
 
 
