@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import time
 
 from .base import Compat, Tool, ToolError
+from .hist import strftime_now
 
 TYPE_CHECKING = False
 
@@ -81,7 +81,7 @@ EXAMPLES:
             self.emit(f"{'TIME':<9} {'PID':<7} COMMAND\n")
 
     def event(self, ev: Event) -> None:
-        ts = time.strftime("%H:%M:%S")
+        ts = strftime_now()
         if self.args.json:
             self.emit_json({"time": ts, "pid": ev.pid, "command": ev.str})
             return

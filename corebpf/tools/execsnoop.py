@@ -8,6 +8,7 @@ import time
 
 from ..skeleton import field_bytes
 from .base import Compat, Tool, add_cgroup, c_int
+from .hist import strftime_now
 
 TYPE_CHECKING = False
 
@@ -107,7 +108,7 @@ EXAMPLES:
             args, more = self._args(ev)
             row: dict[str, Any] = {}
             if a.time:
-                row["time"] = time.strftime("%H:%M:%S")
+                row["time"] = strftime_now()
             if a.timestamp:
                 row["timestamp"] = round(time.monotonic() - self.start, 3)
             row.update(uid=ev.uid, pcomm=comm, pid=ev.pid, ppid=ev.ppid, ret=ev.retval,
@@ -116,7 +117,7 @@ EXAMPLES:
             return
         line = ""
         if a.time:
-            line += f"{time.strftime('%H:%M:%S'):<8} "
+            line += f"{strftime_now():<8} "
         if a.timestamp:
             line += f"{time.monotonic() - self.start:<8.3f}"
         if a.print_uid:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 import signal
-import time
 
 from .base import Compat, Tool, add_cgroup, c_int
+from .hist import strftime_now
 
 TYPE_CHECKING = False
 
@@ -77,14 +77,14 @@ EXAMPLES:
         if a.json:
             row: dict[str, Any] = {}
             if a.timestamp:
-                row["time"] = time.strftime("%H:%M:%S")
+                row["time"] = strftime_now()
             row.update(pcomm=ev.comm, pid=ev.pid, ppid=ev.ppid, tid=ev.tid, age=round(age, 9),
                        exit_code=ev.exit_code, sig=sig, core_dumped=core)
             if sig:
                 row["signal"] = _signal_text(sig)
             self.emit_json(row)
             return
-        line = f"{time.strftime('%H:%M:%S'):>8} " if a.timestamp else ""
+        line = f"{strftime_now():>8} " if a.timestamp else ""
         line += f"{ev.comm:<16} {ev.pid:<7} {ev.ppid:<7} {ev.tid:<7} {age:<7.2f} "
         if not ev.sig:
             line += "0" if not ev.exit_code else f"code {ev.exit_code}"

@@ -8,9 +8,9 @@ is the C tool's (whole seconds, > 0)."""
 from __future__ import annotations
 
 import argparse
-import time
 
 from .base import Compat, Tool, c_int
+from .hist import strftime_now
 
 TYPE_CHECKING = False
 
@@ -116,14 +116,14 @@ EXAMPLES:
         if a.json:
             row: dict[str, Any] = {}
             if a.timestamp:
-                row["time"] = time.strftime("%H:%M:%S")
+                row["time"] = strftime_now()
             row.update(pid=ev.pid, tid=ev.tid, uid=ev.uid, comm=comm, fd=fd, err=err,
                        flags=ev.flags, mode=ev.mode, path=ev.fname)
             self.emit_json(row)
             return
         line = ""
         if a.timestamp:
-            line += f"{time.strftime('%H:%M:%S'):<8} "
+            line += f"{strftime_now():<8} "
         if a.print_uid:
             line += f"{ev.uid:<7} "
         line += f"{ev.pid:<6} {comm:<16} {fd:>3} {err:>3} "

@@ -5,9 +5,9 @@ them."""
 from __future__ import annotations
 
 import argparse
-import time
 
 from .base import Compat, Tool, ToolError, c_int
+from .hist import strftime_now
 
 TYPE_CHECKING = False
 
@@ -98,7 +98,7 @@ EXAMPLES:
                       f"{'RESULT':<6}\n")
 
     def event(self, ev: Event) -> None:
-        ts = time.strftime("%H:%M:%S")
+        ts = strftime_now()
         sig = ev.sig
         if self.args.json:
             self.emit_json({"time": ts, "pid": ev.pid, "comm": ev.comm, "sig": sig,

@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-import time
 
 from .base import INT_MAX, Compat, Tool, ToolError, add_cgroup, c_int
+from .hist import strftime_now
 
 TYPE_CHECKING = False
 
@@ -159,7 +159,7 @@ EXAMPLES:
             rows.sort(key=lambda kv: kv[1].count, reverse=True)
         rows = rows[:a.top]
         div = 1e6 if a.milliseconds else 1e3
-        now = time.strftime("%H:%M:%S")
+        now = strftime_now()
         if a.json:
             out: list[dict[str, Any]] = []
             for key, v in rows:

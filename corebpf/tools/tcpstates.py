@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import socket
-import time
 
 from .base import Compat, Tool
+from .hist import strftime_now
 
 TYPE_CHECKING = False
 
@@ -117,13 +117,13 @@ EXAMPLES:
         if a.json:
             row: dict[str, Any] = {}
             if a.timestamp:
-                row["time"] = time.strftime("%H:%M:%S")
+                row["time"] = strftime_now()
             row.update(skaddr=f"{ev.skaddr:x}", pid=ev.pid, comm=ev.comm,
                        ip=4 if ev.family == AF_INET else 6, laddr=saddr, lport=ev.sport,
                        raddr=daddr, rport=ev.dport, oldstate=old, newstate=new, ms=ms)
             self.emit_json(row)
             return
-        line = f"{time.strftime('%H:%M:%S'):>8} " if a.timestamp else ""
+        line = f"{strftime_now():>8} " if a.timestamp else ""
         if a.wide:
             ip = 4 if ev.family == AF_INET else 6
             line += (f"{ev.skaddr:<16x} {ev.pid:<7d} {ev.comm:<16} {ip:<2d} {saddr:<26} "
