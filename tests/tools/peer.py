@@ -47,6 +47,16 @@ class Running:
         if ready is not None:
             self.wait_for(ready, timeout)
 
+    def wait_attached(self, least: int = 1, timeout: float = 30.0) -> set[int]:
+        """Its links, once it holds ``least`` of them (tools without a header line:
+        --json, -c)."""
+        deadline = time.monotonic() + timeout
+        while len(links := tool_links(self.proc.pid)) < least:
+            assert self.proc.poll() is None and time.monotonic() < deadline, \
+                f"{self.argv}: {len(links)} links after {timeout} s"
+            self._read(0.1)
+        return links
+
     def _read(self, timeout: float) -> bool:
         assert self.proc.stdout is not None
         r, _, _ = select.select([self.proc.stdout], [], [], timeout)
@@ -117,12 +127,26 @@ def side_by_side(c_argv: Sequence[str], py_argv: Sequence[str], ready: str,
     return c_lines, py_lines, py_err
 
 
-def attached_programs() -> set[int]:
-    """Ids of the BPF links attached now (to see that a stopped tool left none)."""
-    out = subprocess.run(["bpftool", "-j", "link", "list"], capture_output=True, text=True)
+def tool_links(pid: int) -> set[int]:
+    """Ids of the BPF links process ``pid`` holds, from its fdinfo: a tool's own links,
+    whatever other tests attach at the same time."""
+    ids = set()
+    fdinfo = f"/proc/{pid}/fdinfo"
+    for fd in os.listdir(fdinfo):
+        try:
+            with open(os.path.join(fdinfo, fd)) as f:
+                ids.update(int(ln.split()[1]) for ln in f if ln.startswith("link_id:"))
+        except OSError:
+            pass
+    return ids
+
+
+def live_links(ids: set[int]) -> set[int]:
+    """Those of ``ids`` still attached on the machine (to see a stopped tool left none)."""
     import json
 
+    out = subprocess.run(["bpftool", "-j", "link", "list"], capture_output=True, text=True)
     try:
-        return {x["id"] for x in json.loads(out.stdout or "[]")}
+        return ids & {x["id"] for x in json.loads(out.stdout or "[]")}
     except ValueError:
         return set()

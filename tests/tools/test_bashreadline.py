@@ -14,8 +14,7 @@ import uuid
 
 import pytest
 
-from .linkids import links_of
-from .peer import Running, attached_programs, c_tool, corebpf_tool, side_by_side
+from .peer import Running, c_tool, corebpf_tool, live_links, side_by_side, tool_links
 
 HEADER = r"TIME\s+PID\s+COMMAND"
 LONG = "true " + "z" * 100
@@ -123,8 +122,8 @@ def test_library_target_and_missing_file() -> None:
 
 def test_clean_stop() -> None:
     t = Running([*corebpf_tool("bashreadline")], HEADER)
-    ours = links_of(t.proc.pid)
-    assert ours and ours <= attached_programs()
+    ours = tool_links(t.proc.pid)
+    assert ours and live_links(ours) == ours
     t.stop(signal.SIGTERM)
     assert t.proc.returncode == 0
-    assert not ours & attached_programs()
+    assert not live_links(ours)

@@ -11,7 +11,6 @@ import re
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,7 +18,7 @@ import pytest
 
 from corebpf.tools.biolatency import cmd_flags_text, partitions
 
-from .peer import Running, c_tool, corebpf_tool, side_by_side
+from .peer import Running, c_tool, corebpf_tool, live_links, side_by_side, tool_links
 
 HEADER = r"^Tracing block device I/O\.\.\. Hit Ctrl-C to end\.$"
 ROW = re.compile(r"^\s*(\d+) -> (\d+)\s+: (\d+)\s+\|")
@@ -144,13 +143,9 @@ def test_queued_raw_tp_json() -> None:
     """-Q with the raw_tp set (a --btf that is not the kernel's own: no tp_btf)."""
     disk = root_disk()
     with direct_file() as path:
-        raw = ("block_rq_insert_raw", "block_rq_issue_raw", "block_rq_complete_raw")
-        before = links_of(raw)
         t = Running([*corebpf_tool("biolatency"), "--json", "-v", "-Q", "-D", "-F",
                      "--btf", "/sys/kernel/btf/vmlinux"], None)
-        deadline = time.monotonic() + 30  # no header with --json: attached is ready
-        while len(links_of(raw) - before) < 3 and time.monotonic() < deadline:
-            t._read(0.2)
+        t.wait_attached(3)  # no header with --json: attached is ready
         direct_io(path)
         lines, err = t.stop()
     assert t.proc.returncode == 0, err
@@ -195,24 +190,14 @@ def test_options_refused_as_the_c_tool() -> None:
     assert "Traceback" not in r.stderr
 
 
-def links_of(progs: tuple[str, ...]) -> set[int]:
-    names = {*progs, *(p[:15] for p in progs)}
-    out = subprocess.run(["bpftool", "-j", "prog", "list"], capture_output=True, text=True)
-    ids = {p["id"] for p in json.loads(out.stdout or "[]") if p.get("name") in names}
-    out = subprocess.run(["bpftool", "-j", "link", "list"], capture_output=True, text=True)
-    return {x["id"] for x in json.loads(out.stdout or "[]") if x.get("prog_id") in ids}
-
-
 def test_stop_leaves_nothing_attached() -> None:
-    progs = tuple(f"block_rq_{h}_{v}" for h in ("insert", "issue", "complete")
-                  for v in ("btf", "raw"))
-    before = links_of(progs)
     t = Running([*corebpf_tool("biolatency")], HEADER)
-    mine = links_of(progs) - before
+    mine = tool_links(t.proc.pid)
     assert len(mine) == 2  # issue and complete: insert only with -Q
+    assert live_links(mine) == mine
     t.stop(signal.SIGTERM)
     assert t.proc.returncode == 0
-    assert not mine & links_of(progs)
+    assert not live_links(mine)
 
 
 # print_cmd_flags as captured from libbpf-tools' biolatency (notes), and its table's ends

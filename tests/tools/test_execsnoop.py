@@ -6,10 +6,9 @@ import json
 import os
 import signal
 import subprocess
-import time
 import uuid
 
-from .peer import Running, attached_programs, c_tool, corebpf_tool, side_by_side
+from .peer import Running, c_tool, corebpf_tool, live_links, side_by_side, tool_links
 
 HEADER = r"PCOMM\s+PID\s+PPID\s+RET ARGS"
 
@@ -53,10 +52,9 @@ def test_exact_values_and_json() -> None:
     """--json has no header: run the workload until its rows show up."""
     tag = f"corebpf-{uuid.uuid4().hex[:8]}"
     t = Running([*corebpf_tool("execsnoop"), "--json", "-x"], None)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not any(tag in ln for ln in t.lines):
-        _workload(tag)
-        t._read(0.5)
+    t.wait_attached(2)  # sys_enter_execve and sys_exit_execve: every exec seen from now
+    _workload(tag)
+    t.wait_for(f"nonexistent-{tag}", 20)  # the workload's last exec
     lines, _ = t.stop()
     assert t.proc.returncode == 0
     rows = [json.loads(ln) for ln in lines if tag in ln]
@@ -71,9 +69,9 @@ def test_exact_values_and_json() -> None:
 
 
 def test_stop_leaves_nothing_attached() -> None:
-    before = attached_programs()
     t = Running([*corebpf_tool("execsnoop")], HEADER)
-    assert attached_programs() - before
+    ours = tool_links(t.proc.pid)
+    assert ours and live_links(ours) == ours
     t.stop(signal.SIGTERM)
     assert t.proc.returncode == 0
-    assert attached_programs() <= before
+    assert not live_links(ours)

@@ -10,8 +10,7 @@ import subprocess
 import sys
 import time
 
-from .linkids import links_of
-from .peer import Running, attached_programs, c_tool, corebpf_tool, side_by_side
+from .peer import Running, c_tool, corebpf_tool, live_links, side_by_side, tool_links
 
 HEADER = r"PCOMM\s+PID\s+PPID\s+TID\s+AGE\(s\)\s+EXIT_CODE"
 # a process whose second thread is still blocked when the process calls exit_group(5)
@@ -146,8 +145,8 @@ def test_bad_pid_and_clean_stop() -> None:
     r = subprocess.run([*corebpf_tool("exitsnoop"), "-p", "x"], capture_output=True, text=True)
     assert r.returncode == 2 and "Invalid PID: x" in r.stderr
     t = Running([*corebpf_tool("exitsnoop")], HEADER)
-    ours = links_of(t.proc.pid)
-    assert ours and ours <= attached_programs()
+    ours = tool_links(t.proc.pid)
+    assert ours and live_links(ours) == ours
     t.stop(signal.SIGTERM)
     assert t.proc.returncode == 0
-    assert not ours & attached_programs()
+    assert not live_links(ours)

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .linkids import links_of
-from .peer import Running, attached_programs, c_tool, corebpf_tool, side_by_side
+from .peer import Running, c_tool, corebpf_tool, live_links, side_by_side, tool_links
 
 HEADER = r"PID\s+COMM\s+FD ERR"
 SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437}.get(os.uname().machine)
@@ -131,9 +130,9 @@ def test_bad_options_are_usage_errors() -> None:
 
 def test_stop_leaves_nothing_attached() -> None:
     t = Running([*corebpf_tool("opensnoop"), "-n", "no-such-comm"], HEADER)
-    ours = links_of(t.proc.pid)
-    assert ours and ours <= attached_programs()
+    ours = tool_links(t.proc.pid)
+    assert ours and live_links(ours) == ours
     t.stop(signal.SIGTERM)
     assert t.proc.returncode == 0
     assert t.lines == ["PID    COMM              FD ERR PATH"]
-    assert not ours & attached_programs()
+    assert not live_links(ours)

@@ -16,7 +16,7 @@ import pytest
 
 from corebpf.tools.hist import log2_hist_lines
 
-from .peer import Running, c_tool, corebpf_tool, side_by_side
+from .peer import Running, c_tool, corebpf_tool, live_links, side_by_side, tool_links
 
 HEADER = r"^Tracing run queue latency\.\.\. Hit Ctrl-C to end\.$"
 ROW = re.compile(r"^\s*(\d+) -> (\d+)\s+: (\d+)\s+\|")
@@ -165,26 +165,13 @@ def test_options_refused_as_the_c_tool() -> None:
     assert "Traceback" not in r.stderr
 
 
-def links_of(progs: tuple[str, ...]) -> set[int]:
-    """Ids of the links attached now whose program has one of these names (other tools
-    may attach and detach at the same time)."""
-    names = {*progs, *(p[:15] for p in progs)}  # without BTF the kernel keeps 15 chars
-    out = subprocess.run(["bpftool", "-j", "prog", "list"], capture_output=True, text=True)
-    ids = {p["id"] for p in json.loads(out.stdout or "[]") if p.get("name") in names}
-    out = subprocess.run(["bpftool", "-j", "link", "list"], capture_output=True, text=True)
-    return {x["id"] for x in json.loads(out.stdout or "[]") if x.get("prog_id") in ids}
-
-
 def test_stop_leaves_nothing_attached() -> None:
-    progs = tuple(f"{h}_{v}" for h in ("sched_wakeup", "sched_wakeup_new", "sched_switch")
-                  for v in ("btf", "raw"))
-    before = links_of(progs)
     t = Running([*corebpf_tool("runqlat")], HEADER)
-    mine = links_of(progs) - before
-    assert len(mine) == 3  # one variant of each program
+    mine = tool_links(t.proc.pid)
+    assert len(mine) == 3 and live_links(mine) == mine  # one variant of each program
     t.stop(signal.SIGTERM)
     assert t.proc.returncode == 0
-    assert not mine & links_of(progs)
+    assert not live_links(mine)
 
 
 # print_log2_hist output captured from libbpf-tools' runqlat (notes): slots -> lines

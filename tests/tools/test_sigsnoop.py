@@ -11,8 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from .linkids import links_of
-from .peer import Running, attached_programs, c_tool, corebpf_tool, side_by_side
+from .peer import Running, c_tool, corebpf_tool, live_links, side_by_side, tool_links
 
 HEADER = r"TIME\s+PID\s+COMM\s+SIG\s+TPID\s+RESULT"
 HEADER_TEXT = "TIME     PID     COMM             SIG       TPID    RESULT"
@@ -140,8 +139,8 @@ def test_bad_options_and_clean_stop() -> None:
         r = subprocess.run([*corebpf_tool("sigsnoop"), *opts], capture_output=True, text=True)
         assert r.returncode == 2 and msg in r.stderr
     t = Running([*corebpf_tool("sigsnoop"), "-k"], HEADER)
-    ours = links_of(t.proc.pid)
-    assert ours and ours <= attached_programs()
+    ours = tool_links(t.proc.pid)
+    assert ours and live_links(ours) == ours
     t.stop(signal.SIGTERM)
     assert t.proc.returncode == 0
-    assert not ours & attached_programs()
+    assert not live_links(ours)

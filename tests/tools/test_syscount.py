@@ -8,7 +8,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -53,19 +52,6 @@ def child() -> Iterator[tuple[int, subprocess.Popen[str]]]:
         if p.poll() is None:
             p.kill()
         p.wait()
-
-
-def own_links(pid: int) -> set[int]:
-    """Ids of the BPF links process ``pid`` holds."""
-    ids = set()
-    fdinfo = f"/proc/{pid}/fdinfo"
-    for fd in os.listdir(fdinfo):
-        try:
-            with open(os.path.join(fdinfo, fd)) as f:
-                ids.update(int(ln.split()[1]) for ln in f if ln.startswith("link_id:"))
-        except OSError:
-            pass
-    return ids
 
 
 def go(p: subprocess.Popen[str]) -> None:
@@ -180,10 +166,7 @@ def test_interval_and_json() -> None:
     with child() as (pid, p):
         t = Running([*corebpf_tool("syscount"), "--json", "-p", str(pid), "-i", "1", "-L"],
                     None)
-        deadline = time.monotonic() + 30
-        while not own_links(t.proc.pid):  # no header with --json: attached once linked
-            assert t.proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
+        t.wait_attached()  # no header with --json: attached once linked
         go(p)
         rows = json.loads(t.wait_for("getppid", 30))["rows"]
         t.stop()

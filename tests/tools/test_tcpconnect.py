@@ -17,7 +17,7 @@ import pytest
 
 from corebpf.features import kprobes_available
 
-from .peer import Running, attached_programs, c_tool, corebpf_tool
+from .peer import Running, c_tool, corebpf_tool, live_links, tool_links
 
 HEADER = r"PID\s+COMM\s+IP SADDR\s+DADDR"
 COMM = open("/proc/self/comm").read().strip()
@@ -33,22 +33,6 @@ def listener(family: int = socket.AF_INET) -> Iterator[int]:
         yield s.getsockname()[1]
     finally:
         s.close()
-
-
-def own_links(pid: int) -> set[int]:
-    """Ids of the BPF links process ``pid`` holds (other tests may attach links at the
-    same time: a stopped tool is checked by its own links only)."""
-    ids = set()
-    fdinfo = f"/proc/{pid}/fdinfo"
-    for fd in os.listdir(fdinfo):
-        try:
-            with open(os.path.join(fdinfo, fd)) as f:
-                for line in f:
-                    if line.startswith("link_id:"):
-                        ids.add(int(line.split()[1]))
-        except OSError:
-            pass
-    return ids
 
 
 def free_port() -> int:
@@ -163,20 +147,12 @@ def test_pid_and_uid_filters() -> None:
     assert [r[:2] for r in uid_rows] == [["65534", str(nobody.pid)]]
 
 
-def _wait_attached(t: Running) -> None:
-    """Tools without a header (-c, --json): attached once the process holds its links."""
-    deadline = time.monotonic() + 30
-    while not own_links(t.proc.pid):
-        assert t.proc.poll() is None and time.monotonic() < deadline, t.proc.stderr
-        time.sleep(0.1)
-
-
 def test_count_mode() -> None:
     """-c prints nothing until Ctrl-C, then the connects per flow (trailing spaces are
     the C tool's %-10llu)."""
     with listener() as a, listener() as b, listener(socket.AF_INET6) as c6:
         t = Running([*corebpf_tool("tcpconnect"), "-c", "-P", f"{a},{c6}"], None)
-        _wait_attached(t)
+        t.wait_attached()
         for port in (a, a, b):
             connect("127.0.0.1", port)
         connect("::1", c6)
@@ -199,7 +175,7 @@ def test_timestamp_and_json() -> None:
     assert first[0] == "0.000" and 0 <= float(second[0]) < 5
 
     j = Running([*corebpf_tool("tcpconnect"), "--json", "-s"], None)
-    _wait_attached(j)
+    j.wait_attached()
     with listener() as port:
         sport = connect("127.0.0.1", port)
         time.sleep(0.3)
@@ -216,8 +192,8 @@ def test_bad_options_and_clean_stop() -> None:
                            text=True)
         assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr
     t = Running(corebpf_tool("tcpconnect"), HEADER)
-    mine = own_links(t.proc.pid)
-    assert mine and mine <= attached_programs()
+    mine = tool_links(t.proc.pid)
+    assert mine and live_links(mine) == mine
     t.stop(signal.SIGTERM)
     assert t.proc.returncode == 0
-    assert not mine & attached_programs()
+    assert not live_links(mine)

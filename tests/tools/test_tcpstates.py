@@ -4,30 +4,13 @@ the same transitions, addresses and ports; durations close (each tool times them
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import time
 
-from .peer import Running, attached_programs, c_tool, corebpf_tool, side_by_side
+from .peer import Running, c_tool, corebpf_tool, live_links, side_by_side, tool_links
 
 HEADER = r"SKADDR\s+PID\s+COMM"
-
-
-def own_links(pid: int) -> set[int]:
-    """Ids of the BPF links process ``pid`` holds (other tests may attach links at the
-    same time: a stopped tool is checked by its own links only)."""
-    ids = set()
-    fdinfo = f"/proc/{pid}/fdinfo"
-    for fd in os.listdir(fdinfo):
-        try:
-            with open(os.path.join(fdinfo, fd)) as f:
-                for line in f:
-                    if line.startswith("link_id:"):
-                        ids.add(int(line.split()[1]))
-        except OSError:
-            pass
-    return ids
 
 
 def _connect_and_close(family: int, server: socket.socket) -> None:
@@ -125,18 +108,15 @@ def test_port_filters_agree() -> None:
 
 def test_json_and_clean_stop() -> None:
     t = Running([*corebpf_tool("tcpstates"), "--json", "-4"], None)
-    deadline = time.monotonic() + 30
-    while not own_links(t.proc.pid):
-        assert t.proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.1)
+    t.wait_attached()
     s = _bound(socket.AF_INET)
     port = s.getsockname()[1]
     _connect_and_close(socket.AF_INET, s)
-    mine = own_links(t.proc.pid)
-    assert mine and mine <= attached_programs()
+    mine = tool_links(t.proc.pid)
+    assert mine and live_links(mine) == mine
     t.stop(signal.SIGTERM)
     assert t.proc.returncode == 0
-    assert not mine & attached_programs()
+    assert not live_links(mine)
     rows = [json.loads(ln) for ln in t.lines if ln.strip()]
     mine = [r for r in rows if port in (r["lport"], r["rport"])]
     assert mine[0]["oldstate"] == "CLOSE" and mine[0]["newstate"] == "LISTEN"
