@@ -386,10 +386,13 @@ def _run(tool: Tool) -> int:
             cg_fd = _open_cgroup(cgroup)
             skel.maps.cgroup_map[0] = cg_fd
         tool.before_attach(skel)
-        skel.attach()
         if events is not None:
             events.on_event(tool.event)
             events.on_lost = tool.lost
+            # the reader before the programs: a perf buffer keeps nothing sent before its
+            # rings exist (libbpf's perf_buffer__new before attach, too)
+            events.reader()
+        skel.attach()
         tool.start = time.monotonic()
         stop.install()
         tool.header()
