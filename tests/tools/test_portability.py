@@ -72,3 +72,21 @@ def test_every_tool_object_resolves_on_every_kernel(tmp_path: Path) -> None:
                     poisoned.add((Path(r.object).name, r.program, r.message))
     assert checked > 1000
     assert poisoned <= GUARDED, poisoned - GUARDED
+
+
+def test_shipped_bundle_is_up_to_date(tmp_path: Path) -> None:
+    """The bundle in the package is what scripts/build_tools_bundle.py makes from today's
+    objects (deterministic: same inputs, same bytes), so no object ships without its BTF."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    if not CORPUS.is_dir():
+        pytest.skip("../shared/btf-corpus is absent: the shipped bundle was built with it")
+    out = tmp_path / "bundle.tar.xz"
+    r = subprocess.run([sys.executable, "scripts/build_tools_bundle.py", "-o", str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == (OBJECTS / "btf-bundle.tar.xz").read_bytes(), \
+        "rebuild it: python scripts/build_tools_bundle.py"
