@@ -254,13 +254,20 @@ def add_cgroup(p: argparse.ArgumentParser, metavar: str = "/sys/fs/cgroup/unifie
 # -- running a tool -----------------------------------------------------------------------
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    pass
+def _formatter() -> Any:
+    """argparse's raw-description formatter with the CLI's terminal width (argparse's own
+    imports shutil, and bz2 and lzma with it, on every start-up)."""
+    from ..cli import _Formatter as _Width
+
+    class _Formatter(_Width, argparse.RawDescriptionHelpFormatter):
+        pass
+
+    return _Formatter
 
 
 def parser_for(tool: type[Tool]) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"corebpf tool {tool.name}", description=tool.doc,
-                                epilog=tool.examples, formatter_class=_Formatter)
+                                epilog=tool.examples, formatter_class=_formatter())
     tool.add_arguments(p)
     if tool.interval_args:
         p.add_argument("interval", nargs="?", type=lambda s: strtol(s, "invalid internal"),
