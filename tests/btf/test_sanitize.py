@@ -111,14 +111,15 @@ OBJECTS = sorted(p for p in PROGS.glob("*.bpf.o"))
 def test_every_object_under_any_feature_subset(path: Path, flags: dict[str, bool]) -> None:
     """The loader's fixed-up BTF of each test object, rewritten for any subset of
     features, is accepted by this kernel."""
-    from corebpf.loader import _fixup_btf, _kconfig_layout
+    from corebpf.loader import _fixup_btf
     from corebpf.obj import ObjectSpec
+    from corebpf.obj.object import kconfig_layout
     from corebpf.sys import btf_load
 
     obj = ObjectSpec.load(path)
     if obj.btf is None:
         return
-    raw = _fixup_btf(obj, _kconfig_layout(obj)[0], BTFFeatures(**flags))
+    raw = _fixup_btf(obj, kconfig_layout(obj)[0], BTFFeatures(**flags))
     if not flags["func"] and any(
             isinstance(t, bt.Enum) and any(not v.name for v in t.values)
             for _, t in btf.from_bytes(raw).items()):
