@@ -58,7 +58,6 @@ struct hist {
 	__u32 slots[MAX_SLOTS];
 };
 
-const volatile bool filter_cg = false;
 const volatile bool targ_per_disk = false;
 const volatile bool targ_per_flag = false;
 const volatile bool targ_queued = false;
@@ -66,12 +65,7 @@ const volatile bool targ_ms = false;
 const volatile bool filter_dev = false;
 const volatile __u32 targ_dev = 0;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} cgroup_map SEC(".maps");
+COREBPF_CGROUP_FILTER;
 
 /* When each request (by address) started, in ns. */
 struct {
@@ -121,7 +115,7 @@ static __always_inline int rq_start(struct request *rq, bool issue)
 {
 	__u64 ts, key = (__u64)rq;
 
-	if (filter_cg && !bpf_current_task_under_cgroup(&cgroup_map, 0))
+	if (!in_target_cgroup())
 		return 0;
 	/* with an I/O scheduler, -Q timed this request from its insertion already */
 	if (issue && targ_queued && BPF_CORE_READ(rq, q, elevator))
@@ -141,7 +135,7 @@ static __always_inline int rq_done(struct request *rq)
 	struct hist *histp;
 	__s64 delta;
 
-	if (filter_cg && !bpf_current_task_under_cgroup(&cgroup_map, 0))
+	if (!in_target_cgroup())
 		return 0;
 	tsp = bpf_map_lookup_elem(&start, &key);
 	if (!tsp)

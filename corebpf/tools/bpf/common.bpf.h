@@ -47,6 +47,21 @@ const volatile bool use_ringbuf = true;
 		__type(value, value_type);                              \
 	} heap SEC(".maps")
 
+/* -c CGROUP: user space sets filter_cg and puts the cgroup directory's fd in
+ * cgroup_map[0] before attaching; in_target_cgroup() is then the filter. */
+#define COREBPF_CGROUP_FILTER                                                   \
+	const volatile bool filter_cg = false;                                  \
+	struct {                                                                \
+		__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);                        \
+		__uint(max_entries, 1);                                         \
+		__type(key, __u32);                                             \
+		__type(value, __u32);                                           \
+	} cgroup_map SEC(".maps");                                              \
+	static __always_inline bool in_target_cgroup(void)                      \
+	{                                                                       \
+		return !filter_cg || bpf_current_task_under_cgroup(&cgroup_map, 0); \
+	}
+
 static __always_inline __u64 log2_u32(__u32 v)
 {
 	__u32 shift, r;

@@ -42,17 +42,11 @@ struct event {
 
 #define BASE_EVENT_SIZE ((__u64)__builtin_offsetof(struct event, args))
 
-const volatile bool filter_cg = false;
 const volatile bool ignore_failed = true;
 const volatile __u32 targ_uid = INVALID_UID;
 const volatile int max_args = DEFAULT_MAXARGS;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} cgroup_map SEC(".maps");
+COREBPF_CGROUP_FILTER;
 
 /* exec in flight, by thread id: enter fills it, exit sends and deletes it */
 struct {
@@ -68,7 +62,7 @@ COREBPF_HEAP_MAP(struct event);
 
 static __always_inline bool traced(__u32 uid)
 {
-	if (filter_cg && !bpf_current_task_under_cgroup(&cgroup_map, 0))
+	if (!in_target_cgroup())
 		return false;
 	return targ_uid == INVALID_UID || targ_uid == uid;
 }

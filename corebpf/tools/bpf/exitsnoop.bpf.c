@@ -25,17 +25,11 @@ struct event {
 	char comm[TASK_COMM_LEN];
 };
 
-const volatile bool filter_cg = false;
 const volatile __s32 target_pid = 0;
 const volatile bool trace_failed_only = false;
 const volatile bool trace_by_process = true;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} cgroup_map SEC(".maps");
+COREBPF_CGROUP_FILTER;
 
 COREBPF_EVENTS_MAP(struct event);
 
@@ -48,7 +42,7 @@ int sched_process_exit(void *ctx)
 	struct event e = {};
 	int exit_code;
 
-	if (filter_cg && !bpf_current_task_under_cgroup(&cgroup_map, 0))
+	if (!in_target_cgroup())
 		return 0;
 	if (target_pid && target_pid != pid)
 		return 0;

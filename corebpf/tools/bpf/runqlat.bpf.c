@@ -56,19 +56,13 @@ struct hist {
 	char comm[TASK_COMM_LEN];
 };
 
-const volatile bool filter_cg = false;
 const volatile bool targ_per_process = false;
 const volatile bool targ_per_thread = false;
 const volatile bool targ_per_pidns = false;
 const volatile bool targ_ms = false;
 const volatile __u32 targ_tgid = 0;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} cgroup_map SEC(".maps");
+COREBPF_CGROUP_FILTER;
 
 /* When each thread (by tid) became runnable, in ns. */
 struct {
@@ -98,7 +92,7 @@ static __always_inline long task_state(struct task_struct *t)
 
 static __always_inline bool cgroup_wanted(void)
 {
-	return !filter_cg || bpf_current_task_under_cgroup(&cgroup_map, 0);
+	return in_target_cgroup();
 }
 
 static __always_inline int enqueue(__u32 tgid, __u32 tid)

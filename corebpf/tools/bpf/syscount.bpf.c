@@ -31,19 +31,13 @@ struct data_t {
 	char comm[TASK_COMM_LEN];
 };
 
-const volatile bool filter_cg = false;
 const volatile bool count_by_process = false;
 const volatile bool measure_latency = false;
 const volatile bool filter_failed = false;
 const volatile int filter_errno = 0;
 const volatile __u32 filter_pid = 0;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} cgroup_map SEC(".maps");
+COREBPF_CGROUP_FILTER;
 
 /* When each thread (by tid) entered its current syscall, in ns. */
 struct {
@@ -68,7 +62,7 @@ int sys_enter_tp(struct trace_event_raw_sys_enter *args)
 	__u32 tid = (__u32)id;
 	__u64 ts;
 
-	if (filter_cg && !bpf_current_task_under_cgroup(&cgroup_map, 0))
+	if (!in_target_cgroup())
 		return 0;
 	if (filter_pid && (id >> 32) != filter_pid)
 		return 0;
@@ -87,7 +81,7 @@ int sys_exit_tp(struct trace_event_raw_sys_exit *args)
 	__u64 *start_ts, lat = 0;
 	struct data_t *val;
 
-	if (filter_cg && !bpf_current_task_under_cgroup(&cgroup_map, 0))
+	if (!in_target_cgroup())
 		return 0;
 	/* -1: not a syscall (e.g. the exit of a signal's restart) */
 	if (nr == -1)

@@ -15,8 +15,8 @@ _OBJECT = _skel.Files(
         'bpfeb': 'biolatency.bpfeb.o',
     },
     digests={
-        'bpfel': 'd9bfa160bcf68d373ed87116959a2bac0ef7f92510050e718e39154e228eff5a',
-        'bpfeb': '5265289eb296561ed8e79c707cc7ffbc4f18e0d07c14f858615efa1ccb77fc30',
+        'bpfel': '71f06775726c0380613756e45d6b6d0e7d304eb190ea873fb701a32257c871f1',
+        'bpfeb': '6a78b821a33538b32ed704dce6afdde0dfd90389587e9f171509c561312318e7',
     },
 )
 
@@ -54,25 +54,26 @@ class BiolatencyRodata(_skel.DataSection):
     _pack_ = 1
     _fields_ = (
         ('use_ringbuf', ctypes.c_bool),
-        ('filter_cg', ctypes.c_bool),
         ('targ_per_disk', ctypes.c_bool),
         ('targ_per_flag', ctypes.c_bool),
         ('targ_queued', ctypes.c_bool),
         ('targ_ms', ctypes.c_bool),
         ('filter_dev', ctypes.c_bool),
-        ('_pad_7', ctypes.c_uint8 * 1),
+        ('_pad_6', ctypes.c_uint8 * 2),
         ('targ_dev', ctypes.c_uint32),
+        ('filter_cg', ctypes.c_bool),
+        ('_pad_13', ctypes.c_uint8 * 3),
         ('rq_done.zero', Hist),
     )
 
     use_ringbuf: bool
-    filter_cg: bool
     targ_per_disk: bool
     targ_per_flag: bool
     targ_queued: bool
     targ_ms: bool
     filter_dev: bool
     targ_dev: int
+    filter_cg: bool
 
 
 class BiolatencyMaps(_skel.Maps):

@@ -15,8 +15,8 @@ _OBJECT = _skel.Files(
         'bpfeb': 'execsnoop.bpfeb.o',
     },
     digests={
-        'bpfel': 'efcb7772ef3d5a38b8e2b0c399b48c6d670ce804d18bd87ae58adabf1801076b',
-        'bpfeb': 'ee06eef1b0685d2e369aa4ae6216892949d326b019b9e4d7fdaaa2e0de69d09e',
+        'bpfel': 'dcf10fe66599735dfe7ef92dee16100bc2f85a076c62fb40c747ccc05ecd241e',
+        'bpfeb': '1c45f162cba9359f5372f23bf04b63b27fdc32f1920adcbe60bff816e3e4e846',
     },
 )
 
@@ -54,18 +54,18 @@ class ExecsnoopRodata(_skel.DataSection):
     _pack_ = 1
     _fields_ = (
         ('use_ringbuf', ctypes.c_bool),
-        ('filter_cg', ctypes.c_bool),
         ('ignore_failed', ctypes.c_bool),
-        ('_pad_3', ctypes.c_uint8 * 1),
+        ('_pad_2', ctypes.c_uint8 * 2),
         ('targ_uid', ctypes.c_uint32),
         ('max_args', ctypes.c_int32),
+        ('filter_cg', ctypes.c_bool),
     )
 
     use_ringbuf: bool
-    filter_cg: bool
     ignore_failed: bool
     targ_uid: int
     max_args: int
+    filter_cg: bool
 
 
 class ExecsnoopMaps(_skel.Maps):

@@ -15,8 +15,8 @@ _OBJECT = _skel.Files(
         'bpfeb': 'exitsnoop.bpfeb.o',
     },
     digests={
-        'bpfel': 'b3f076726c5e7c131236eea9edfe6c07bb82e3436888d901597fee6c4c71b7b4',
-        'bpfeb': '980a6495fbfb9786b04653b704b9662e791cfd0cfa95badfdb7f5c34666766d6',
+        'bpfel': '71f2b7aa3cf597067760e5a4698dd83010d7443f479cd89fdc4660b4e4f7f582',
+        'bpfeb': 'd32404616c710d7c5bda8982b2470b86be19224a9e6c5dbc158ee6b143a06fad',
     },
 )
 
@@ -55,26 +55,26 @@ class ExitsnoopRodata(_skel.DataSection):
     _pack_ = 1
     _fields_ = (
         ('use_ringbuf', ctypes.c_bool),
-        ('filter_cg', ctypes.c_bool),
-        ('_pad_2', ctypes.c_uint8 * 2),
+        ('_pad_1', ctypes.c_uint8 * 3),
         ('target_pid', ctypes.c_int32),
         ('trace_failed_only', ctypes.c_bool),
         ('trace_by_process', ctypes.c_bool),
+        ('filter_cg', ctypes.c_bool),
     )
 
     use_ringbuf: bool
-    filter_cg: bool
     target_pid: int
     trace_failed_only: bool
     trace_by_process: bool
+    filter_cg: bool
 
 
 class ExitsnoopMaps(_skel.Maps):
     """The maps of exitsnoop.bpfel.o."""
 
     rodata: _skel.MapView[int, object]
-    cgroup_map: _skel.MapView[int, int]
     events: _skel.RingBuf[Event]
+    cgroup_map: _skel.MapView[int, int]
 
 
 class ExitsnoopPrograms(_skel.Programs):

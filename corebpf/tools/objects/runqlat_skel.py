@@ -15,8 +15,8 @@ _OBJECT = _skel.Files(
         'bpfeb': 'runqlat.bpfeb.o',
     },
     digests={
-        'bpfel': '50b6ac8f4fb039ed844468f9aa0aa5badb7467249cdf70a88f9458b683b431bf',
-        'bpfeb': '8582952906593ed98621b83da176fc12a8cd7a10f82eeec6d5828b8ee2d21917',
+        'bpfel': '4ae51ffc1bfbbeb121000d811e91bd86582f4204877994d02d65f90fdce4c5c5',
+        'bpfeb': 'db637e8f6b3d06172fd096d67812f0f2d880191dddba8b1098d2c9ebf85c8a74',
     },
 )
 
@@ -42,23 +42,24 @@ class RunqlatRodata(_skel.DataSection):
     _pack_ = 1
     _fields_ = (
         ('use_ringbuf', ctypes.c_bool),
-        ('filter_cg', ctypes.c_bool),
         ('targ_per_process', ctypes.c_bool),
         ('targ_per_thread', ctypes.c_bool),
         ('targ_per_pidns', ctypes.c_bool),
         ('targ_ms', ctypes.c_bool),
-        ('_pad_6', ctypes.c_uint8 * 2),
+        ('_pad_5', ctypes.c_uint8 * 3),
         ('targ_tgid', ctypes.c_uint32),
+        ('filter_cg', ctypes.c_bool),
+        ('_pad_13', ctypes.c_uint8 * 3),
         ('switched.zero', Hist),
     )
 
     use_ringbuf: bool
-    filter_cg: bool
     targ_per_process: bool
     targ_per_thread: bool
     targ_per_pidns: bool
     targ_ms: bool
     targ_tgid: int
+    filter_cg: bool
 
 
 class RunqlatMaps(_skel.Maps):

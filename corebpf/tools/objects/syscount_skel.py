@@ -15,8 +15,8 @@ _OBJECT = _skel.Files(
         'bpfeb': 'syscount.bpfeb.o',
     },
     digests={
-        'bpfel': '4ede13d9b09e499d7b3d945810541719c224de7bd466a2bf34627fc940a13e79',
-        'bpfeb': '0ae75e1e70362bc77d9b184375a5729aa962bbf861a6ece2fd5dfeb11d68d2c8',
+        'bpfel': '540d812ab46a01ed7ff79916f0353ed88d364a38ceb4d9498d82fcf0928992ad',
+        'bpfeb': '367ac413da947e9b7a7aaede793b0bca2790b171c95579b4ac39f5047e43d1a7',
     },
 )
 
@@ -44,32 +44,32 @@ class SyscountRodata(_skel.DataSection):
     _pack_ = 1
     _fields_ = (
         ('use_ringbuf', ctypes.c_bool),
-        ('filter_cg', ctypes.c_bool),
         ('count_by_process', ctypes.c_bool),
         ('measure_latency', ctypes.c_bool),
         ('filter_failed', ctypes.c_bool),
-        ('_pad_5', ctypes.c_uint8 * 3),
         ('filter_errno', ctypes.c_int32),
         ('filter_pid', ctypes.c_uint32),
+        ('filter_cg', ctypes.c_bool),
+        ('_pad_13', ctypes.c_uint8 * 3),
         ('sys_exit_tp.zero', DataT),
     )
 
     use_ringbuf: bool
-    filter_cg: bool
     count_by_process: bool
     measure_latency: bool
     filter_failed: bool
     filter_errno: int
     filter_pid: int
+    filter_cg: bool
 
 
 class SyscountMaps(_skel.Maps):
     """The maps of syscount.bpfel.o."""
 
     rodata: _skel.MapView[int, object]
-    cgroup_map: _skel.MapView[int, int]
     start: _skel.MapView[int, int]
     data: _skel.MapView[int, DataT]
+    cgroup_map: _skel.MapView[int, int]
 
 
 class SyscountPrograms(_skel.Programs):
