@@ -32,6 +32,10 @@ class NotFoundError(BTFError, KeyError):
         return str(self.args[0])
 
 
+class DWARFError(Error):
+    """An ELF file whose DWARF is missing, damaged or cannot be turned into BTF."""
+
+
 class KernelImageError(Error, ValueError):
     """A kernel package or image (.deb, vmlinuz, vmlinux) that cannot be unpacked."""
 
@@ -69,6 +73,7 @@ __all__ = [
     "ArchiveError",
     "AttachError",
     "BTFError",
+    "DWARFError",
     "Error",
     "KernelImageError",
     "LoadError",

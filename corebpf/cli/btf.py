@@ -33,6 +33,18 @@ def register(sub: Any) -> None:
                       help="C: print exactly what bpftool 7.1 prints (no mode(byte)/mode(word) "
                       "on odd-sized enums, which clang then sizes wrongly)")
     dump.set_defaults(func=run_dump)
+    fd = bsub.add_parser(
+        "from-dwarf",
+        help="write raw BTF for the types, functions and globals in a binary's DWARF",
+        description="BINARY is an executable, shared library or object file built with -g "
+        "(DWARF 4 or 5, C or C++). Needs pyelftools: pip install 'corebpf[dwarf]'.",
+    )
+    fd.add_argument("binary", metavar="BINARY")
+    fd.add_argument("-o", "--output", metavar="OUT",
+                    help="where to write the BTF (default: BINARY.btf; '-' for stdout)")
+    fd.add_argument("--base", metavar="BTF",
+                    help="write split BTF on this base (e.g. /sys/kernel/btf/vmlinux)")
+    fd.set_defaults(func=run_from_dwarf)
 
 
 def run_dump(args: argparse.Namespace) -> int:
@@ -54,4 +66,25 @@ def run_dump(args: argparse.Namespace) -> int:
 
         dump_c(spec, write, args.types, enum_modes=not args.bpftool_compat)
     sys.stdout.flush()
+    return 0
+
+
+def run_from_dwarf(args: argparse.Namespace) -> int:
+    from ..btf import load
+    from ..dwarf import btf_from_dwarf
+
+    base = load(args.base) if args.base else None
+    data = btf_from_dwarf(args.binary, base=base)
+    out = args.output or args.binary + ".btf"
+    if out == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return 0
+    try:
+        with open(out, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        from ..errors import DWARFError
+
+        raise DWARFError(f"{out}: cannot write: {e.strerror or e}") from None
     return 0

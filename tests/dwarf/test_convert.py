@@ -1,0 +1,196 @@
+"""`corebpf btf from-dwarf` against pahole, bpftool and corebpf's own BTF reader."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import corebpf.btf as btf
+from corebpf.cli import main
+from corebpf.dwarf import DWARFError, btf_from_dwarf
+from tests.conftest import bpftool
+
+from .conftest import SRC, VARIANTS
+
+pytest.importorskip("elftools")
+
+Build = Callable[..., Path]
+NAMES = [v[0] for v in VARIANTS]
+
+
+def pahole(binary: Path, out: Path) -> btf.Spec:
+    if shutil.which("pahole") is None:
+        pytest.skip("pahole is not installed (apt-get install dwarves)")
+    r = subprocess.run(["pahole", f"--btf_encode_detached={out}", str(binary)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return btf.load(out)
+
+
+def named(spec: btf.Spec) -> dict[tuple[str, str], set[object]]:
+    """Every named struct, union, enum and typedef: its layout, as pahole and we must agree."""
+    out: dict[tuple[str, str], set[object]] = {}
+    for tid, t in spec.items():
+        if not t.name:
+            continue
+        desc: object
+        if isinstance(t, btf.Struct | btf.Union):
+            desc = (t.size, tuple((m.name, m.offset, m.bitfield_size) for m in t.members))
+            group = t.kind.name
+        elif isinstance(t, btf.Enum | btf.Enum64):
+            desc = (t.size, t.signed, tuple((v.name, v.value) for v in t.values))
+            group = "ENUM"
+        elif isinstance(t, btf.Typedef):
+            desc = spec.size_of(tid)
+            group = "TYPEDEF"
+        else:
+            continue
+        out.setdefault((group, t.name), set()).add(desc)
+    return out
+
+
+def convert(binary: Path) -> tuple[bytes, btf.Spec]:
+    data = btf_from_dwarf(binary)
+    spec = btf.from_bytes(data)
+    for tid in spec.ids():  # parses back, every type
+        spec.type(tid)
+    return data, spec
+
+
+@pytest.mark.parametrize("kind", ["exe", "so", "obj"])
+@pytest.mark.parametrize("variant", NAMES)
+def test_same_layouts_as_pahole(build: Build, tmp_path: Path, variant: str, kind: str) -> None:
+    binary = build(variant, kind)
+    theirs = named(pahole(binary, tmp_path / "pahole.btf"))
+    data, spec = convert(binary)
+    ours = named(spec)
+    assert theirs, "pahole found no named types"
+    assert ours == theirs
+    out = tmp_path / "corebpf.btf"
+    out.write_bytes(data)
+    r = subprocess.run([bpftool(), "btf", "dump", "file", str(out)], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert "STRUCT 'flags' size=8 vlen=6" in r.stdout
+
+
+def test_shapes(build: Build) -> None:
+    """What pahole does not say, or says otherwise (the deliberate differences)."""
+    _, spec = convert(build("gcc-O0-dwarf5"))
+    node = spec.type(spec.find("node", btf.Kind.STRUCT))
+    assert isinstance(node, btf.Struct)
+    m = {x.name: x for x in node.members}
+    # int m[2][3]: an array of 2 arrays of 3 (pahole: one array of 6)
+    outer = spec.type(m["m"].type)
+    assert isinstance(outer, btf.Array) and outer.nelems == 2
+    inner = spec.type(outer.type)
+    assert isinstance(inner, btf.Array) and inner.nelems == 3
+    assert spec.name(inner.type) == "int"
+    assert isinstance(spec.type(m["d"].type), btf.Float)  # pahole: INT
+    assert "" in m  # the anonymous union
+    # a never-completed struct stays a FWD; struct node's forward declaration does not
+    op = spec.type(m["op"].type)
+    assert isinstance(op, btf.Pointer) and isinstance(spec.type(op.type), btf.Fwd)
+    assert spec.find_by_name("node", btf.Kind.FWD) == []
+    # deduplicated across the two compile units
+    assert len(spec.find_by_name("flags", btf.Kind.STRUCT)) == 1
+    assert len(spec.find_by_name("int", btf.Kind.INT)) == 1
+    # functions with parameter names, variadic ones end in an unnamed void parameter
+    walk = spec.type(spec.find("walk", btf.Kind.FUNC))
+    assert isinstance(walk, btf.Func) and walk.linkage == btf.FuncLinkage.GLOBAL
+    proto = spec.type(walk.type)
+    assert isinstance(proto, btf.FuncProto)
+    assert [(p.name, p.type) for p in proto.params][-1] == ("", 0)
+    assert [p.name for p in proto.params][:2] == ["head", "label"]
+    visit = spec.type(spec.find("visit", btf.Kind.FUNC))
+    assert isinstance(visit, btf.Func) and visit.linkage == btf.FuncLinkage.STATIC
+    # globals, each in the DATASEC of its section
+    secs = {}
+    for _, t in spec.items():
+        if isinstance(t, btf.Datasec):
+            secs[t.name] = {spec.name(v.type): v.size for v in t.vars}
+    assert secs[".data"]["counter"] == 4 and secs[".data"]["pk"] == 6
+    assert secs[".bss"]["root"] == node.size and secs[".bss"]["hidden"] == 8
+    assert secs[".rodata"]["banner"] == 7 and secs[".rodata"]["lib_version"] == 4
+    # enums: ENUM64 where 32 bits do not hold the values, with signedness
+    big = spec.type(spec.find("big", btf.Kind.ENUM64))
+    assert isinstance(big, btf.Enum64) and big.values[1].value == 0x123456789A
+    color = spec.type(spec.find("color", btf.Kind.ENUM))
+    assert isinstance(color, btf.Enum) and color.signed and color.values[2].value == -3
+
+
+@pytest.mark.parametrize("cxx", ["g++", "clang++-19"])
+def test_cplusplus(tmp_path: Path, cxx: str) -> None:
+    """pahole refuses C++ (references); we write references as PTR and classes as STRUCT."""
+    if shutil.which(cxx) is None:
+        pytest.skip(f"{cxx} is not installed")
+    binary = tmp_path / "cpp"
+    subprocess.run([cxx, "-g", "-O0", "-o", str(binary), str(SRC / "cpp.cc")], check=True)
+    if shutil.which("pahole"):
+        r = subprocess.run(["pahole", f"--btf_encode_detached={tmp_path / 'p.btf'}",
+                            str(binary)], capture_output=True, text=True)
+        assert r.returncode != 0 or not (tmp_path / "p.btf").exists() or \
+            (tmp_path / "p.btf").stat().st_size == 0
+    data, spec = convert(binary)
+    req = spec.type(spec.find("request", btf.Kind.STRUCT))
+    assert isinstance(req, btf.Struct)
+    m = {x.name: x for x in req.members}
+    assert isinstance(spec.type(m["ref"].type), btf.Pointer)
+    assert m["cref"].offset == 192 and m["m"].offset == 256
+    assert isinstance(spec.type(spec.type(m["m"].type).type), btf.Array)  # type: ignore[union-attr]
+    base = spec.type(m[""].type)  # the base class, as an anonymous member
+    assert isinstance(base, btf.Struct) and base.name == "base"
+    assert "instances" not in m  # static members are not in the layout
+    assert spec.find("instances", btf.Kind.VAR)
+    out = tmp_path / "cpp.btf"
+    out.write_bytes(data)
+    subprocess.run([bpftool(), "btf", "dump", "file", str(out)], check=True,
+                   capture_output=True)
+
+
+def test_cli(build: Build, tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    binary = build("gcc-O0-dwarf5")
+    out = tmp_path / "x.btf"
+    assert main(["btf", "from-dwarf", str(binary), "-o", str(out)]) == 0
+    assert out.read_bytes() == btf_from_dwarf(binary)
+    assert main(["btf", "from-dwarf", str(binary), "-o", "-"]) == 0
+    assert capsysbinary.readouterr().out == out.read_bytes()
+    copy = tmp_path / "copy"
+    shutil.copy(binary, copy)
+    assert main(["btf", "from-dwarf", str(copy)]) == 0
+    assert (tmp_path / "copy.btf").read_bytes() == out.read_bytes()
+    assert btf_from_dwarf(binary.read_bytes()) == out.read_bytes()
+
+
+def test_no_dwarf(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    binary = tmp_path / "nodebug"
+    subprocess.run(["gcc", "-O2", "-o", str(binary), str(SRC / "lib.c"), "-shared"],
+                   check=True)
+    with pytest.raises(DWARFError, match=r"nodebug: no DWARF .*build it with -g"):
+        btf_from_dwarf(binary)
+    assert main(["btf", "from-dwarf", str(binary)]) == 1
+    assert "build it with -g" in capsys.readouterr().err
+    with pytest.raises(DWARFError, match="cannot read"):
+        btf_from_dwarf(tmp_path / "missing")
+    with pytest.raises(DWARFError, match="<bytes>: damaged"):
+        btf_from_dwarf(b"not an ELF file at all")
+
+
+def test_without_pyelftools() -> None:
+    """The core imports without pyelftools; using it then names the extra to install."""
+    code = (
+        "import sys; sys.modules['elftools'] = None\n"
+        "import corebpf, corebpf.btf, corebpf.dwarf, corebpf.cli\n"
+        "try:\n"
+        "    corebpf.dwarf.btf_from_dwarf(b'')\n"
+        "except corebpf.Error as e:\n"
+        "    print(e)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       check=True)
+    assert "pip install 'corebpf[dwarf]'" in r.stdout
