@@ -51,7 +51,7 @@ from ..btf.types import (
     referenced_ids,
 )
 from ..btf.writer import Builder
-from ..errors import DWARFError, Error
+from ..errors import BTFError, DWARFError, Error
 
 # DW_ATE_* base type encodings
 _ATE_BOOLEAN = 0x02
@@ -59,7 +59,6 @@ _ATE_COMPLEX_FLOAT = 0x03
 _ATE_FLOAT = 0x04
 _ATE_SIGNED = 0x05
 _ATE_SIGNED_CHAR = 0x06
-_ATE_UNSIGNED_CHAR = 0x08
 _ATE_SIGNED_FIXED = 0x0D
 
 # DW_OP_* that a global variable's location may consist of
@@ -103,6 +102,10 @@ def btf_from_dwarf(path_or_bytes: str | os.PathLike[str] | bytes, *,
         conv = _Converter(data, source)
         conv.run()
         return _emit(conv, base)
+    except DWARFError:
+        raise
+    except BTFError as e:  # a DWARF value BTF cannot hold (a 2^24-bit member offset, ...)
+        raise DWARFError(f"{source}: {e}") from None
     except Error:
         raise
     except RecursionError:
@@ -240,10 +243,10 @@ class _Converter:
             # BTF's INT stops at 128 bits: bytes, so that sizes and offsets still hold
             byte = self.add(Int("unsigned char", 1, 0, 0, 8))
             return Array(byte, self.index_type(), max(size, 0))
+        # no BTF_INT_CHAR: neither pahole nor the kernel's own BTF sets it, and a char
+        # must equal the base's to be deduplicated against it
         if enc in (_ATE_SIGNED, _ATE_SIGNED_CHAR, _ATE_SIGNED_FIXED):
             encoding = IntEncoding.SIGNED
-        elif enc == _ATE_UNSIGNED_CHAR:
-            encoding = IntEncoding.CHAR
         elif enc == _ATE_BOOLEAN:
             encoding = IntEncoding.BOOL
         else:
@@ -662,17 +665,61 @@ def _dedup(types: list[Type | None]) -> tuple[list[Type | None], list[int]]:
     return out, new_id
 
 
+def _in_base(types: list[Type | None], base: Spec) -> dict[int, int]:
+    """Which of ``types`` (deduplicated, local ids) equal a type of ``base``: local -> base id.
+
+    Only base types that could match (same shape), and what they refer to, take part in
+    the partition, so a kernel-sized base costs what the program's types reach.
+    """
+    shapes = {_shape(t) for t in types[1:]}
+    base_ids = range(1, base.type_count)
+    picked: dict[int, int] = {}  # base id -> index in the joint list
+    joint: list[Type | None] = [None]
+    todo = [tid for tid in base_ids if _shape(base.type(tid)) in shapes]
+    while todo:
+        tid = todo.pop()
+        if tid in picked or not 0 < tid < base.type_count:
+            continue
+        picked[tid] = len(joint)
+        t = base.type(tid)
+        joint.append(t)
+        todo.extend(referenced_ids(t))
+    nb = len(joint)
+    # base refs outside the picked set cannot match anything of ours: class -2
+    joint[1:] = [_remap(t, lambda r: picked.get(r, -1) if r else 0)
+                 for t in joint[1:] if t is not None]
+    joint += [_remap(t, lambda r: r + nb - 1 if r else 0) for t in types[1:] if t is not None]
+    cls = _classes(joint)
+    owner: dict[int, int] = {}
+    back = {i: tid for tid, i in picked.items()}
+    for i in range(1, nb):
+        owner.setdefault(cls[i], back[i])
+    return {j: owner[cls[j + nb - 1]] for j in range(1, len(types))
+            if cls[j + nb - 1] in owner}
+
+
 def _emit(conv: _Converter, base: Spec | None) -> bytes:
     types, new_id = _dedup(conv.types)
     b = Builder(base)
-    shift = b.first_id - 1
-    for t in types[1:]:
-        assert t is not None
-        b.add(_remap(t, lambda r: r + shift if r else 0))
+    # final id of each deduplicated type: a base type it equals, or the next own id
+    final = [0] * len(types)
+    in_base = _in_base(types, base) if base is not None else {}
+    next_id = b.first_id
+    for i in range(1, len(types)):
+        if i in in_base:
+            final[i] = in_base[i]
+        else:
+            final[i] = next_id
+            next_id += 1
+    for i in range(1, len(types)):
+        if i not in in_base:
+            t = types[i]
+            assert t is not None
+            b.add(_remap(t, lambda r: final[r] if r else 0))
     secs: dict[str, list[VarSecinfo]] = {}
     for vid, sec, off in conv.vars:
         vsize = conv.size_of(conv.types[vid].type)  # type: ignore[union-attr]
-        secs.setdefault(sec, []).append(VarSecinfo(new_id[vid] + shift, off, vsize))
+        secs.setdefault(sec, []).append(VarSecinfo(final[new_id[vid]], off, vsize))
     for sec in sorted(secs):
         infos = sorted(secs[sec], key=lambda v: (v.offset, v.type))
         b.add(Datasec(sec, conv.section_sizes.get(sec, 0), infos))

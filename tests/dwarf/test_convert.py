@@ -194,3 +194,30 @@ def test_without_pyelftools() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        check=True)
     assert "pip install 'corebpf[dwarf]'" in r.stdout
+
+
+def test_split_on_kernel_base(build: Build, tmp_path: Path) -> None:
+    """--base: split BTF whose types equal to the kernel's are the kernel's (pahole --btf_base)."""
+    from tests.conftest import KERNEL_BTF
+
+    if not KERNEL_BTF.exists():
+        pytest.skip(f"no kernel BTF at {KERNEL_BTF}")
+    base = btf.load(KERNEL_BTF)
+    out = tmp_path / "split.btf"
+    binary = build("gcc-O2-dwarf5")
+    assert main(["btf", "from-dwarf", str(binary), "--base", str(KERNEL_BTF),
+                 "-o", str(out)]) == 0
+    spec = btf.load(out, base=base)
+    assert spec.first_id == base.type_count
+    own = {spec.name(tid) for tid in spec.ids()}
+    assert "int" not in own and "long long unsigned int" not in own  # the kernel's
+    nodes = [spec.type(t) for t in spec.find_by_name("node", btf.Kind.STRUCT)
+             if t >= spec.first_id]  # the kernel has a struct node of its own
+    assert [n.size for n in nodes] == [160]  # type: ignore[union-attr]
+    assert named(spec).items() >= {
+        k: v for k, v in named(btf.from_bytes(btf_from_dwarf(binary))).items()
+        if k[1] in ("node", "flags", "value", "point_t", "color", "big")}.items()
+    r = subprocess.run([bpftool(), "btf", "dump", "file", str(out), "-B", str(KERNEL_BTF)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "STRUCT 'node' size=160" in r.stdout
