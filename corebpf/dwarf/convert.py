@@ -168,7 +168,9 @@ class _Converter:
                     self.func(die)
                 elif tag == "DW_TAG_variable" and scope[-1]:
                     self.var(die, seen_vars)
-                if die.has_children:
+                # not into function bodies: with DW_AT_sibling (gcc) pyelftools then
+                # never parses them (their local types come in when referenced)
+                if die.has_children and (tag in _SCOPE_TAGS or tag in _COMPOSITE_TAGS):
                     stack.append(die.iter_children())
                     scope.append(tag in _SCOPE_TAGS)
 
@@ -367,7 +369,7 @@ class _Converter:
 
     def proto(self, die: DIE, params_die: DIE) -> FuncProto:
         params: list[Param] = []
-        for child in params_die.iter_children():
+        for child in _params(params_die):
             if child.tag == "DW_TAG_formal_parameter":
                 pdecl = _follow(child, "DW_AT_type")
                 params.append(Param(_name(_follow(child, "DW_AT_name")), self.ref(pdecl)))
@@ -407,7 +409,7 @@ class _Converter:
             return
         params_die = die
         if not any(c.tag in ("DW_TAG_formal_parameter", "DW_TAG_unspecified_parameters")
-                   for c in die.iter_children()):
+                   for c in _params(die)):
             params_die = _follow(die, "DW_AT_abstract_origin", origin_only=True)
         proto = self.add(self.proto(die, params_die))
         external = "DW_AT_external" in _follow(die, "DW_AT_external").attributes
@@ -513,6 +515,21 @@ def _follow(die: DIE, attr: str, origin_only: bool = False) -> DIE:
         if origin_only:
             return die
     return die
+
+
+_PARAM_TAGS = frozenset({
+    "DW_TAG_formal_parameter", "DW_TAG_unspecified_parameters", "DW_TAG_template_type_param",
+    "DW_TAG_template_value_param", "DW_TAG_GNU_template_parameter_pack",
+    "DW_TAG_GNU_formal_parameter_pack",
+})
+
+
+def _params(die: DIE) -> Iterator[DIE]:
+    """A function's leading parameter DIEs, not the body after them (not parsed)."""
+    for child in die.iter_children():
+        if child.tag not in _PARAM_TAGS:
+            return
+        yield child
 
 
 def _strip_to_base(die: DIE) -> DIE | None:
