@@ -10,7 +10,7 @@ import ctypes
 import mmap
 import os
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from . import sys as ksys
 from .btf import Spec
@@ -20,7 +20,7 @@ from .btf.files import load as load_btf
 from .btf.sanitize import BTFFeatures
 from .btf.sanitize import sanitize as sanitize_btf
 from .btf.writer import Builder
-from .core import RelocationReport, Relocator, Target
+from .core import RelocationReport, Relocator, Target, as_target
 from .errors import LoadError, RelocationError
 from .features import btf_features
 from .kconfig import kernel_version, read_kconfig
@@ -289,7 +289,7 @@ def _attach_btf_id(vmlinux: Spec, prog: ProgramSpec) -> int:
 class Loader:
     """One load of one object (use :func:`load`)."""
 
-    def __init__(self, obj: ObjectSpec, *, core_btf: Spec | None = None,
+    def __init__(self, obj: ObjectSpec, *, core_btf: Spec | Target | None = None,
                  vmlinux: Spec | None = None, rodata: Mapping[str, Any] | None = None,
                  kconfig: Mapping[str, str] | None = None, pin_root: str = DEFAULT_PIN_ROOT,
                  programs: Iterable[str] | None = None, log_level: int = 0,
@@ -509,7 +509,7 @@ class Loader:
         if obj.btf_ext is None or not any(p.core_relos for p in obj.programs.values()):
             return {}
         target = self.core_btf if self.core_btf is not None else self.vmlinux
-        reports, patched = Relocator(obj, Target(target)).run()
+        reports, patched = Relocator(obj, as_target(target)).run()
         self.coll.core_reports = reports
         failed = [r for r in reports if r.error]
         if failed:
@@ -724,7 +724,32 @@ def _s32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
-def load(obj: ObjectSpec | str | os.PathLike[str], *, btf: Spec | str | None = None,
+#: one BTF (a Spec or a path in any container)
+BTFArg = Spec | str | os.PathLike[str]
+#: what ``load(btf=...)`` takes: one BTF or Target, or several searched in order
+CoreBTF = BTFArg | Target | Sequence[BTFArg | Target]
+
+
+def core_targets(btf: CoreBTF | None) -> Spec | Target | None:
+    """``load``'s ``btf`` argument opened: one Spec, or a Target searching several in
+    order (paths opened with :func:`corebpf.btf.load`)."""
+    if btf is None or isinstance(btf, Spec | Target):
+        return btf
+    if isinstance(btf, str | os.PathLike):
+        return load_btf(btf)
+    items = list(btf)
+    if len(items) == 1:
+        return core_targets(items[0])
+    opened: list[Spec | Target] = []
+    for item in items:
+        one = core_targets(item)
+        assert one is not None
+        opened.append(one)
+    return Target.ordered(opened)
+
+
+def load(obj: ObjectSpec | str | os.PathLike[str], *,
+         btf: CoreBTF | None = None,
          rodata: Mapping[str, Any] | None = None, kconfig: Mapping[str, str] | None = None,
          pin_root: str = DEFAULT_PIN_ROOT, programs: Iterable[str] | None = None,
          log_level: int = 0, bundle: str | os.PathLike[str] | None = None,
@@ -733,12 +758,16 @@ def load(obj: ObjectSpec | str | os.PathLike[str], *, btf: Spec | str | None = N
     """Load an object into the kernel.
 
     ``btf`` is the BTF CO-RE relocates against (a Spec or a path in any container);
-    by default the running kernel's. ``bundle`` (a corebpf BTF bundle) is for kernels
-    without BTF of their own: the kernel's BTF is used when it has one, else this
-    machine's entry of the bundle. ``rodata`` sets read-only globals (``const volatile``)
-    before load, by name, each value checked against the variable's BTF type as
-    :func:`corebpf.globals.encode_variable` does (a VariableError names the variable,
-    its section and type, or lists the read-only globals for an unknown name).
+    by default the running kernel's. A list of them is searched in order: for each
+    local type the first with a candidate decides (:class:`corebpf.core.Target`), so
+    ``[user_btf, KERNEL_BTF]`` takes ``struct data`` from the user BTF and kernel types
+    from the kernel's; the running kernel is searched only if listed. ``bundle`` (a
+    corebpf BTF bundle) is for kernels without BTF of their own: the kernel's BTF is used
+    when it has one, else this machine's entry of the bundle. ``rodata`` sets read-only
+    globals (``const volatile``) before load, by name, each value checked against the
+    variable's BTF type as :func:`corebpf.globals.encode_variable` does (a VariableError
+    names the variable, its section and type, or lists the read-only globals for an
+    unknown name).
     ``btf_features`` rewrites the object's BTF for a kernel with only those BTF kinds
     (by default it is rewritten only if this kernel refuses it, for what it accepts).
     A program the verifier refuses is a VerifierError whose message ends with the last
@@ -746,7 +775,7 @@ def load(obj: ObjectSpec | str | os.PathLike[str], *, btf: Spec | str | None = N
     all of it (a failed load is retried with ``log_level`` 1 to get one).
     """
     spec = obj if isinstance(obj, ObjectSpec) else ObjectSpec.load(obj)
-    core_btf = load_btf(btf) if isinstance(btf, str | os.PathLike) else btf
+    core_btf = core_targets(btf)
     if core_btf is None and bundle is not None:
         from .archive.bundle import core_btf_for
         from .btf import from_bytes

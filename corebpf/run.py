@@ -26,7 +26,7 @@ from .btf.codec import CodecError, codec
 from .errors import BTFError, Error
 from .globals import parse_value, parse_variable
 from .links import attach_programs
-from .loader import MAP_TYPE_PERF_EVENT_ARRAY, MAP_TYPE_RINGBUF, Collection, load
+from .loader import MAP_TYPE_PERF_EVENT_ARRAY, MAP_TYPE_RINGBUF, Collection, CoreBTF, load
 from .maps import Map
 from .obj.object import MapSpec, ObjectSpec
 from .perf import PerfBuffer
@@ -325,10 +325,11 @@ def _write(out: TextIO, obj: dict[str, Any]) -> None:
 
 def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
         rodata: Mapping[str, str] | None = None, event_type: str | None = None,
-        btf: str | os.PathLike[str] | None = None, out: TextIO | None = None,
+        btf: CoreBTF | None = None, out: TextIO | None = None,
         err: TextIO | None = None, stop_event: threading.Event | None = None,
         bundle: str | os.PathLike[str] | None = None, verbose: bool = False) -> int:
-    """Load ``obj_path`` (CO-RE against ``btf``, default the running kernel's BTF, else
+    """Load ``obj_path`` (CO-RE against ``btf``, one BTF or several searched in order as
+    :func:`corebpf.loader.load` takes them; default the running kernel's BTF, else
     this machine's entry of ``bundle``, a corebpf BTF bundle) with the
     read-only globals in ``rodata`` (NAME: text), attach its programs, print each record
     of its ring buffer and perf event array maps as a JSON line on ``out`` until
@@ -352,7 +353,7 @@ def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
         print(f"corebpf run: {obj.source} has no ring buffer or perf event array; "
               "--event-type is unused", file=err)
     with ExitStack() as stack:
-        coll = stack.enter_context(load(obj, btf=str(btf) if btf is not None else None,
+        coll = stack.enter_context(load(obj, btf=btf,
                                         rodata=values, bundle=bundle,
                                         verifier_log_lines=None if verbose else 20))
         stop = _Stop()

@@ -443,3 +443,20 @@ def test_bad_arguments_are_usage_errors(args: list[str],
 def test_run_refuses_a_bad_duration() -> None:
     with pytest.raises(RunError, match=r"duration -1\.0: expected a finite number"):
         run(EXECSNOOP, duration=-1.0, out=io.StringIO(), err=io.StringIO())
+
+
+@needs_root
+def test_btf_is_repeatable(tmp_path: Path) -> None:
+    """--btf A --btf B: searched in order; struct data from the application's BTF, the
+    kernel's types from the kernel's (the run's own syscalls fire the raw_tp)."""
+    from tests.user_btf import APP_V1, OBJ, app_btf, expected
+
+    app = tmp_path / "app.btf"
+    app.write_bytes(app_btf(APP_V1).raw)
+    r = subprocess.run([sys.executable, "-m", "corebpf", "run", str(OBJ), "--btf", str(app),
+                        "--btf", str(KERNEL_BTF), "--duration", "0"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout.splitlines()[-1])["globals"][".bss"]["results"]
+    assert {k: got[k] for k in expected(APP_V1)} == expected(APP_V1)
+    assert got["pid_ok"] > 0 and got["pid_bad"] == 0

@@ -45,6 +45,18 @@ def register(sub: Any) -> None:
     fd.add_argument("--base", metavar="BTF",
                     help="write split BTF on this base (e.g. /sys/kernel/btf/vmlinux)")
     fd.set_defaults(func=run_from_dwarf)
+    merge = bsub.add_parser(
+        "merge", help="one BTF holding BASE's types, then each EXTRA's (ids shifted)",
+        description="Write raw BTF with BASE's types at their ids, then each EXTRA's with "
+        "ids shifted past them, strings stored once (libbpf's btf__add_btf), for tools "
+        "that take one BTF file (libbpf's btf_custom_path). Files may be in any container.")
+    merge.add_argument("base", metavar="BASE", help="BTF whose types keep their ids")
+    merge.add_argument("extra", metavar="EXTRA", nargs="+", help="BTF appended after it")
+    merge.add_argument("-o", "--output", required=True, metavar="OUT", help="raw BTF out")
+    merge.add_argument("--dedup", action="store_true",
+                       help="drop EXTRA types identical to an earlier type (same-named "
+                       "types with different layouts all stay)")
+    merge.set_defaults(func=run_merge)
 
 
 def run_dump(args: argparse.Namespace) -> int:
@@ -66,6 +78,21 @@ def run_dump(args: argparse.Namespace) -> int:
 
         dump_c(spec, write, args.types, enum_modes=not args.bpftool_compat)
     sys.stdout.flush()
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from ..btf import load
+    from ..btf.merge import merge
+
+    raw = merge([load(p) for p in (args.base, *args.extra)], dedup=args.dedup)
+    try:
+        with open(args.output, "wb") as f:
+            f.write(raw)
+    except OSError as e:
+        from ..errors import BTFError
+
+        raise BTFError(f"{args.output}: cannot write: {e.strerror or e}") from None
     return 0
 
 

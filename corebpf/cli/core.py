@@ -19,10 +19,12 @@ def register(sub: Any) -> None:
                             prog="corebpf core")
     r = csub.add_parser("relocate", help="relocate an object's CO-RE records against a BTF")
     r.add_argument("object", help="clang-built BPF object (.o)")
-    r.add_argument("--target", default=KERNEL_BTF,
-                   help=f"target BTF, any container (default: {KERNEL_BTF})")
+    r.add_argument("--target", action="append", metavar="BTF",
+                   help=f"target BTF, any container (default: {KERNEL_BTF}); repeatable: "
+                   "searched in order, the first with a candidate for a type decides")
     r.add_argument("--module", action="append", default=[], metavar="BTF",
-                   help="split module BTF searched after the target (repeatable)")
+                   help="split module BTF of the first target, searched after it "
+                   "(repeatable)")
     r.add_argument("--json", action="store_true", help="one JSON object per relocation")
     r.set_defaults(func=run_relocate)
 
@@ -51,8 +53,11 @@ def run_relocate(args: argparse.Namespace) -> int:
     from ..obj import ObjectSpec
 
     obj = ObjectSpec.load(args.object)
-    vmlinux = load(args.target, find_names=objects_root_names([obj]), prefix_sep=FLAVOR_SEP)
-    target = Target(vmlinux, [load(m, base=vmlinux, index_names=True) for m in args.module])
+    names = objects_root_names([obj])
+    first, *more = [load(t, find_names=names, prefix_sep=FLAVOR_SEP)
+                    for t in args.target or [KERNEL_BTF]]
+    target = Target(first, [load(m, base=first, index_names=True) for m in args.module],
+                    then=more)
     reports, _ = relocate(obj, target)
     out = sys.stdout
     if args.json:

@@ -55,9 +55,11 @@ def register(sub: Any) -> None:
     p.add_argument("--event-type", metavar="TYPE",
                    help="struct (in the object's BTF) to decode records as (default: the "
                    "map's value type, else struct event, else hex)")
-    p.add_argument("--btf", metavar="PATH",
+    p.add_argument("--btf", metavar="PATH", action="append",
                    help="BTF to relocate against (raw, vmlinux ELF, .xz, .btf.tar.xz); "
-                   "default: the running kernel's")
+                   "default: the running kernel's. Repeatable: searched in order, the first "
+                   "with a type of the name decides (list the kernel's, "
+                   "/sys/kernel/btf/vmlinux, to search it too)")
     p.add_argument("--bundle", metavar="BUNDLE",
                    help="BTF bundle (corebpf archive bundle) for a kernel without BTF of "
                    "its own; the kernel's BTF is used when it has one")

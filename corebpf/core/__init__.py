@@ -1,7 +1,7 @@
 """CO-RE: relocating an object's field, type and enum accesses to a target BTF, making
 libbpf's decisions. Pure data: no syscalls."""
 
-from .engine import Candidate, RelocationReport, Relocator, Target, relocate
+from .engine import Candidate, RelocationReport, Relocator, Target, as_target, relocate
 from .relo import (
     CoreError,
     CoreSpec,
@@ -22,6 +22,7 @@ __all__ = [
     "RelocationReport",
     "Relocator",
     "Target",
+    "as_target",
     "essential_name",
     "essential_name_len",
     "parse_spec",

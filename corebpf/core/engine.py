@@ -40,11 +40,34 @@ class Candidate:
 class Target:
     """The BTF relocations are resolved against: the kernel's (vmlinux) and optionally
     split module BTFs, searched the way libbpf searches them (vmlinux first; modules only
-    when vmlinux has no candidate)."""
+    when vmlinux has no candidate).
 
-    def __init__(self, vmlinux: Spec, modules: Sequence[Spec] = ()):
+    ``then``: further targets (a user program's BTF, another kernel's), searched in order
+    by the same rule when none before has a candidate: for each local type the first
+    target with a candidate decides, as vmlinux does before modules. Listing a user BTF
+    first makes its ``struct data`` win over a kernel type of that name while kernel types
+    it lacks (``task_struct``) still come from the kernel listed after it.
+    """
+
+    def __init__(self, vmlinux: Spec, modules: Sequence[Spec] = (), *,
+                 then: Sequence[Target | Spec] = ()):
         self.vmlinux = vmlinux
         self.modules = list(modules)
+        self.then = [t if isinstance(t, Target) else Target(t) for t in then]
+
+    @classmethod
+    def ordered(cls, targets: Sequence[Target | Spec]) -> Target:
+        """One target searching ``targets`` in order (see ``then``)."""
+        if not targets:
+            raise RelocationError("no CO-RE target BTF given")
+        head, *rest = targets
+        if isinstance(head, Spec):
+            return cls(head, then=rest)
+        return cls(head.vmlinux, head.modules, then=[*head.then, *rest])
+
+    def specs(self) -> list[Spec]:
+        """Every BTF searched, in search order."""
+        return [self.vmlinux, *self.modules, *(s for t in self.then for s in t.specs())]
 
     def prefetch(self, local: Spec, records: Iterable[CoreRelo]) -> None:
         """Look up every root type name the records will search for in one pass over
@@ -54,11 +77,11 @@ class Target:
     def prefetch_names(self, names: Iterable[str]) -> None:
         """:meth:`prefetch` for essential names gathered already (several objects')."""
         names = set(names)
-        for spec in (self.vmlinux, *self.modules):
+        for spec in self.specs():
             spec.prefetch_string_offsets(names, prefix_sep=FLAVOR_SEP)
 
     def candidates(self, local: Spec, local_id: int) -> list[Candidate]:
-        """bpf_core_find_cands."""
+        """bpf_core_find_cands, over each target in turn."""
         lt = local.type(local_id)
         name = lt.name
         if not name:
@@ -70,6 +93,12 @@ class Target:
             return cands
         for mod in self.modules:
             cands += _add_cands(mod, lt.kind, ess, mod.first_id)
+        if cands:
+            return cands
+        for more in self.then:
+            cands = more.candidates(local, local_id)
+            if cands:
+                return cands
         return cands
 
 
@@ -177,12 +206,12 @@ class Relocator:
     """Relocates the CO-RE records of one object against one target, like one
     bpf_object__relocate_core call (one candidate cache for the whole object)."""
 
-    def __init__(self, obj: ObjectSpec, target: Target | Spec):
+    def __init__(self, obj: ObjectSpec, target: Target | Spec | Sequence[Target | Spec]):
         if obj.btf is None:
             raise RelocationError(f"{obj.source}: no .BTF section: cannot apply CO-RE")
         self.obj = obj
         self.local: Spec = obj.btf
-        self.target = target if isinstance(target, Target) else Target(target)
+        self.target = as_target(target)
         self._cache: dict[int, list[Candidate]] = {}
         self.big_endian = obj.endian == ">"
 
@@ -357,7 +386,17 @@ def _s32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
-def relocate(obj: ObjectSpec,
-             target: Target | Spec) -> tuple[list[RelocationReport], dict[str, bytes]]:
-    """Relocate every CO-RE record of ``obj`` against ``target``."""
+def as_target(target: Target | Spec | Sequence[Target | Spec]) -> Target:
+    """A Target from one spec, a Target, or several of them searched in order."""
+    if isinstance(target, Target):
+        return target
+    if isinstance(target, Spec):
+        return Target(target)
+    return Target.ordered(list(target))
+
+
+def relocate(obj: ObjectSpec, target: Target | Spec | Sequence[Target | Spec]
+             ) -> tuple[list[RelocationReport], dict[str, bytes]]:
+    """Relocate every CO-RE record of ``obj`` against ``target`` (several: searched in
+    order, see :class:`Target`)."""
     return Relocator(obj, target).run()

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from ..btf import Spec
     from ..links import Link
-    from ..loader import Collection, LoadedMap
+    from ..loader import Collection, CoreBTF, LoadedMap
     from ..loader import Program as LoadedProgram
     from ..maps import Map
     from ..perf import PerfBuffer
@@ -552,7 +552,7 @@ class Skeleton:
     perf_pages = 64
 
     def __init__(self, obj: ObjectSpec | str | os.PathLike[str] | None = None, *,
-                 btf: Spec | str | os.PathLike[str] | None = None,
+                 btf: CoreBTF | None = None,
                  bundle: str | os.PathLike[str] | None = None, log_level: int = 0):
         trusted = False
         if obj is None:
@@ -605,10 +605,11 @@ class Skeleton:
 
     # -- load -------------------------------------------------------------------------
 
-    def load(self, *, btf: Spec | str | os.PathLike[str] | None = None,
+    def load(self, *, btf: CoreBTF | None = None,
              bundle: str | os.PathLike[str] | None = None, log_level: int | None = None,
              verifier_log_lines: int | None = 20) -> None:
-        """Create the maps with the globals as set, relocate (CO-RE against ``btf``, the
+        """Create the maps with the globals as set, relocate (CO-RE against ``btf``, one
+        BTF or several searched in order as :func:`corebpf.loader.load` takes them, the
         running kernel's BTF, or this machine's entry of ``bundle``) and load every program
         whose autoload is on. A refused program's error ends with the last
         ``verifier_log_lines`` lines of the verifier's log (None: all of it)."""
@@ -624,9 +625,8 @@ class Skeleton:
         btf = btf if btf is not None else self.btf
         bundle = bundle if bundle is not None else self.bundle
         lvl = self.log_level if log_level is None else log_level
-        self.collection = load(self.obj, btf=btf if btf is None or not isinstance(
-            btf, os.PathLike) else os.fspath(btf), bundle=bundle, log_level=lvl,
-            verifier_log_lines=verifier_log_lines)
+        self.collection = load(self.obj, btf=btf, bundle=bundle, log_level=lvl,
+                               verifier_log_lines=verifier_log_lines)
         try:
             self._rebind_sections()
         except BaseException:

@@ -282,9 +282,11 @@ def parser_for(tool: type[Tool]) -> argparse.ArgumentParser:
                    "decisions, the programs chosen; the whole verifier log on a failure")
     g.add_argument("--json", action="store_true",
                    help="one JSON object per event (or per interval) instead of text")
-    g.add_argument("--btf", metavar="PATH",
+    g.add_argument("--btf", metavar="PATH", action="append",
                    help="BTF of this kernel for CO-RE (any container corebpf reads), "
-                   "instead of the kernel's own or the embedded bundle's")
+                   "instead of the kernel's own or the embedded bundle's; repeatable: the "
+                   "first describes this kernel, each further one is searched after it for "
+                   "types it has no candidate for (an application's or library's BTF)")
     if not tool.owns_duration:
         g.add_argument("--duration", type=_duration, metavar="SECONDS",
                        help="stop after this many seconds (default: at Ctrl-C or SIGTERM)")
@@ -367,8 +369,10 @@ def _run(tool: Tool) -> int:
     if tool.interval_args and args.extra:
         raise ToolError(f"unrecognized positional argument: {args.extra[0]}")
     left = args.count if tool.interval_args else -1
-    spec, kind, source = core_btf(args.btf)
-    tool.verbose(f"BTF for CO-RE: {source} ({kind})")
+    spec, kind, source = core_btf(args.btf[0] if args.btf else None)
+    more = args.btf[1:] if args.btf else []
+    tool.verbose(f"BTF for CO-RE: {source} ({kind})"
+                 + "".join(f", then {path}" for path in more))
     compat = tool.compat = Compat(spec, kind, source)
     skel = tool.skel = tool.open()
     stop = _Stop()
@@ -385,7 +389,7 @@ def _run(tool: Tool) -> int:
         if cgroup:
             skel.rodata.filter_cg = True
         tool.configure(skel, compat)
-        skel.load(btf=None if kind == "kernel" else spec,
+        skel.load(btf=[spec, *more] if more else None if kind == "kernel" else spec,
                   verifier_log_lines=None if args.verbose else 20)
         if args.verbose:
             _print_core(tool, skel)

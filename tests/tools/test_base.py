@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 from corebpf.tools import TOOLS
 
@@ -64,3 +65,15 @@ def test_list_and_unknown_tool() -> None:
     r = subprocess.run([sys.executable, "-m", "corebpf", "tool", "nosuchtool"], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "no tool 'nosuchtool'" in r.stderr
+
+
+def test_btf_is_repeatable(tmp_path: Path) -> None:
+    """The first --btf describes this kernel; further ones are searched after it."""
+    from tests.user_btf import APP_V1, app_btf
+
+    app = tmp_path / "app.btf"
+    app.write_bytes(app_btf(APP_V1).raw)
+    rows, err = _exec_rows([*corebpf_tool("execsnoop"), "-v", "--btf", "/sys/kernel/btf/vmlinux",
+                            "--btf", str(app)])
+    assert rows
+    assert f"BTF for CO-RE: /sys/kernel/btf/vmlinux (explicit), then {app}" in err
