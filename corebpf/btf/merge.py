@@ -126,10 +126,10 @@ def _all_types(spec: Spec) -> list[Type]:
     return [spec.type(tid) for tid in range(1, spec.type_count)]
 
 
-def _check(spec: Spec, types: Sequence[Type]) -> None:
+def _check(spec: Spec, types: Sequence[Type], first_id: int = 1) -> None:
     """Each reference stays inside its own spec (shifted, it would name another's)."""
-    last = len(types)
-    for tid, t in enumerate(types, 1):
+    last = spec.type_count - 1
+    for tid, t in enumerate(types, first_id):
         for ref in referenced_ids(t):
             if not 0 <= ref <= last:
                 raise BTFError(f"type [{tid}] {t.kind.name} {t.name!r} refers to type "
@@ -178,11 +178,21 @@ def _shifter(shift: int) -> Callable[[int], int]:
     return lambda r: r + shift if r else 0
 
 
+def _split_mapper(base_map: Callable[[int], int], first_id: int,
+                  shift: int) -> Callable[[int], int]:
+    """Ids of a split spec: its base's where the base's types went, its own shifted."""
+    return lambda r: base_map(r) if r < first_id else r - first_id + 1 + shift
+
+
 def merge(specs: Sequence[Spec], *, dedup: bool = False) -> bytes:
     """Raw BTF holding the first spec's types at their own ids, then each further
     spec's types with ids shifted past all before them (libbpf's ``btf__add_btf`` in a
-    row), strings stored once, in the first spec's byte order. A split spec is merged
-    whole (its base's types too). ``dedup``: see the module's docstring."""
+    row), strings stored once, in the first spec's byte order.
+
+    A split spec whose base is an earlier spec of ``specs`` (``from-dwarf --base``'s
+    output on the kernel's BTF) adds only its own types, its references to the base
+    pointing where the base's types are; any other split spec is merged whole (its
+    base's types too). ``dedup``: see the module's docstring."""
     if not specs:
         raise BTFError("no BTF to merge")
     first = specs[0]
@@ -193,11 +203,20 @@ def merge(specs: Sequence[Spec], *, dedup: bool = False) -> bytes:
         b.types = _all_types(first)
     _check(first, b.types)
     types: list[Type] = [Void(), *b.types]
+    maps: dict[int, Callable[[int], int]] = {id(first): lambda r: r}
     for spec in specs[1:]:
         shift = len(types) - 1
-        own = _all_types(spec)
-        _check(spec, own)
-        types += [remap_ids(t, _shifter(shift)) for t in own]
+        base_map = maps.get(id(spec.base)) if spec.base is not None else None
+        if base_map is not None:
+            own = [spec.type(tid) for tid in spec.ids()]
+            _check(spec, own, spec.first_id)
+            f = _split_mapper(base_map, spec.first_id, shift)
+        else:
+            own = _all_types(spec)
+            _check(spec, own)
+            f = _shifter(shift)
+        types += [remap_ids(t, f) for t in own]
+        maps[id(spec)] = f
     if dedup:
         types = _dedup(types, keep=first.type_count - 1)
     b.types = types[1:]

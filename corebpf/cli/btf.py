@@ -49,7 +49,9 @@ def register(sub: Any) -> None:
         "merge", help="one BTF holding BASE's types, then each EXTRA's (ids shifted)",
         description="Write raw BTF with BASE's types at their ids, then each EXTRA's with "
         "ids shifted past them, strings stored once (libbpf's btf__add_btf), for tools "
-        "that take one BTF file (libbpf's btf_custom_path). Files may be in any container.")
+        "that take one BTF file (libbpf's btf_custom_path). Files may be in any container. "
+        "An EXTRA that is split BTF on BASE (from-dwarf --base, pahole --btf_base) adds its "
+        "own types only, still pointing at BASE's.")
     merge.add_argument("base", metavar="BASE", help="BTF whose types keep their ids")
     merge.add_argument("extra", metavar="EXTRA", nargs="+", help="BTF appended after it")
     merge.add_argument("-o", "--output", required=True, metavar="OUT", help="raw BTF out")
@@ -84,14 +86,23 @@ def run_dump(args: argparse.Namespace) -> int:
 def run_merge(args: argparse.Namespace) -> int:
     from ..btf import load
     from ..btf.merge import merge
+    from ..errors import BTFError
 
-    raw = merge([load(p) for p in (args.base, *args.extra)], dedup=args.dedup)
+    base = load(args.base)
+    specs = [base]
+    for path in args.extra:
+        try:
+            specs.append(load(path))
+        except BTFError as e:  # not standalone BTF: split BTF on BASE, or an error
+            try:
+                specs.append(load(path, base=base))
+            except BTFError:
+                raise e from None
+    raw = merge(specs, dedup=args.dedup)
     try:
         with open(args.output, "wb") as f:
             f.write(raw)
     except OSError as e:
-        from ..errors import BTFError
-
         raise BTFError(f"{args.output}: cannot write: {e.strerror or e}") from None
     return 0
 

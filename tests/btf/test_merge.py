@@ -21,6 +21,7 @@ from corebpf.cli import main
 from corebpf.core import RelocationReport, relocate
 from corebpf.errors import BTFError
 from corebpf.obj import ObjectSpec
+from tests.btf.test_fuzz import mutate, mutation, seeds
 from tests.conftest import KERNEL_BTF
 from tests.user_btf import APP_V1, APP_V2, OBJ, app_btf, expected, results
 
@@ -75,6 +76,21 @@ def test_split_input_is_merged_whole() -> None:
     split = btf.Spec(b.encode(), base=base)
     out = btf.from_bytes(merge([_spec(btf.Float("double", 8)), split]))
     assert _types(out) == [btf.Float("double", 8), INT, btf.Pointer(2)]
+
+
+def test_split_on_an_earlier_input_adds_its_own_types() -> None:
+    """from-dwarf --base's output on the kernel's BTF: its references to the base stay,
+    its own types follow whatever came before it."""
+    base = _spec(INT, btf.Pointer(1))
+    b = Builder(base)
+    b.add(btf.Struct("data", 8, [btf.Member("p", 2, 0), btf.Member("q", 4, 0)]))
+    b.add(btf.Pointer(3))
+    split = btf.Spec(b.encode(), base=base)
+    other = _spec(btf.Float("double", 8))
+    out = btf.from_bytes(merge([base, other, split]))
+    assert _types(out) == [INT, btf.Pointer(1), btf.Float("double", 8),
+                           btf.Struct("data", 8, [btf.Member("p", 2, 0),
+                                                  btf.Member("q", 5, 0)]), btf.Pointer(4)]
 
 
 def test_errors_name_the_input() -> None:
@@ -153,6 +169,23 @@ def test_dedup_maps_every_type_to_an_identical_one(inputs: list[btf.Spec]) -> No
         assert repr(walk(plain, tid, 3)) in images
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 1), st.lists(mutation, min_size=1, max_size=6), st.booleans())
+def test_mutated_btf_merges_or_raises_btf_error(seed: int, muts: list[tuple[str, int, int]],
+                                                dedup: bool) -> None:
+    try:
+        spec = btf.from_bytes(mutate(seeds()[seed], muts), source="fuzz.btf")
+    except BTFError:
+        return
+    for order in ([spec, app_btf(APP_V1)], [app_btf(APP_V1), spec]):
+        try:
+            raw = merge(order, dedup=dedup)
+        except BTFError as e:
+            assert "fuzz.btf" in str(e) or "encode" in str(e) or "fit" in str(e), e
+            continue
+        btf.from_bytes(raw)
+
+
 # -- the CLI -------------------------------------------------------------------------------
 
 
@@ -166,6 +199,13 @@ def test_cli_merge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["btf", "merge", str(v1), str(v2), str(v1), "-o", str(out), "--dedup"]) == 0
     merged = btf.load(out)
     assert len(merged.find_by_name("data")) == 2 and len(merged.find_by_name("int")) == 1
+    # an EXTRA that is split BTF on BASE adds its own types only
+    b = Builder(app_btf(APP_V1))
+    b.add(btf.Pointer(5))
+    split = tmp_path / "split.btf"
+    split.write_bytes(b.encode())
+    assert main(["btf", "merge", str(v1), str(split), "-o", str(out)]) == 0
+    assert _types(btf.load(out)) == [*_types(app_btf(APP_V1)), btf.Pointer(5)]
     assert main(["btf", "merge", str(v1), str(tmp_path / "nope"), "-o", str(out)]) == 1
     assert main(["btf", "merge", str(v1), str(v2), "-o", str(tmp_path / "no" / "x")]) == 1
     err = capsys.readouterr().err
