@@ -18,7 +18,9 @@ from collections.abc import Callable, Iterator
 
 from elftools.common.exceptions import DWARFError as PyelftoolsDWARFError
 from elftools.common.exceptions import ELFError, ELFParseError
+from elftools.dwarf.compileunit import CompileUnit
 from elftools.dwarf.die import DIE
+from elftools.dwarf.typeunit import TypeUnit
 from elftools.elf.elffile import ELFFile
 
 from ..btf.spec import Spec
@@ -69,7 +71,7 @@ _OP_PLUS_UCONST = 0x23
 
 _FLOAT_SIZES = frozenset({2, 4, 8, 12, 16})
 _SCOPE_TAGS = frozenset({"DW_TAG_compile_unit", "DW_TAG_partial_unit", "DW_TAG_namespace",
-                         "DW_TAG_module"})
+                         "DW_TAG_module", "DW_TAG_type_unit"})
 _COMPOSITE_TAGS = {"DW_TAG_structure_type": False, "DW_TAG_class_type": False,
                    "DW_TAG_interface_type": False, "DW_TAG_union_type": True}
 _POINTER_TAGS = frozenset({"DW_TAG_pointer_type", "DW_TAG_reference_type",
@@ -111,6 +113,10 @@ def btf_from_dwarf(path_or_bytes: str | os.PathLike[str] | bytes, *,
     except RecursionError:
         raise DWARFError(f"{source}: DWARF nests too deeply (damaged?)") from None
     except (ELFError, ELFParseError, PyelftoolsDWARFError) as e:
+        if "compression type" in str(e):  # zstd (-gz=zstd): pyelftools reads only zlib
+            raise DWARFError(f"{source}: debug sections compressed in a way pyelftools "
+                             f"cannot read ({e}): decompress them first with "
+                             "`objcopy --decompress-debug-sections`") from None
         raise DWARFError(f"{source}: damaged ELF or DWARF: {e}") from None
     except Exception as e:
         # pyelftools reports truncated or inconsistent sections as whatever its parsers
@@ -131,6 +137,7 @@ class _Converter:
         self.little = self.elf.little_endian
         self.types: list[Type | None] = [None]  # local ids; 0 is void
         self.memo: dict[int, int] = {}
+        self.sigs: dict[int, CompileUnit] = {}
         self.vars: list[tuple[int, str, int]] = []  # (VAR id, section, offset)
         self._index_type = 0
         self.section_sizes = {s.name: int(s["sh_size"]) for s in self.elf.iter_sections()}
@@ -151,8 +158,19 @@ class _Converter:
 
     def run(self) -> None:
         seen_vars: set[tuple[str, int]] = set()
-        for cu in self.dwarf.iter_CUs():
+        cus = list(self.dwarf.iter_CUs())
+        self.sigs = {int(u["type_signature"]): u for u in cus
+                     if u.header.get("unit_type") in ("DW_UT_type", "DW_UT_split_type")}
+        units: list[CompileUnit | TypeUnit] = [*cus]
+        if self.dwarf.has_debug_types():
+            units += self.dwarf.iter_TUs()
+        for cu in units:
             top = cu.get_top_DIE()
+            if top.tag == "DW_TAG_skeleton_unit" or "DW_AT_GNU_dwo_name" in top.attributes \
+                    or "DW_AT_dwo_name" in top.attributes:
+                raise DWARFError(f"{self.source}: split DWARF (-gsplit-dwarf): the types are "
+                                 "in .dwo files, which from-dwarf does not read; build "
+                                 "without -gsplit-dwarf")
             stack: list[Iterator[DIE]] = [top.iter_children()]
             scope: list[bool] = [True]  # whether the DIEs of this level are global scope
             while stack:
@@ -182,27 +200,29 @@ class _Converter:
         """The BTF id of the type ``die`` refers to (0, void, when none)."""
         if attr not in die.attributes:
             return 0
-        return self.type_id(die.get_DIE_from_attribute(attr))
+        return self.type_id(self.deref(die, attr))
 
     # --- types ---
 
     def type_id(self, die: DIE) -> int:
-        tid = self.memo.get(die.offset)
+        # DWARF 4 type units are in .debug_types: their offsets overlap .debug_info's
+        key = ~die.offset if isinstance(die.cu, TypeUnit) else die.offset
+        tid = self.memo.get(key)
         if tid is not None:
             return tid
         tag = die.tag
         if tag in _TRANSPARENT_TAGS:
             # no id of its own; a self-referencing chain ends in void
-            self.memo[die.offset] = 0
+            self.memo[key] = 0
             tid = self.ref(die)
-            self.memo[die.offset] = tid
+            self.memo[key] = tid
             return tid
         if tag not in _TYPE_TAGS or tag == "DW_TAG_unspecified_type":
-            self.memo[die.offset] = 0  # void, nullptr_t, and kinds BTF cannot say
+            self.memo[key] = 0  # void, nullptr_t, and kinds BTF cannot say
             return 0
         # reserve the id first: members and pointers may lead back here
         tid = self.add(None)
-        self.memo[die.offset] = tid
+        self.memo[key] = tid
         self.types[tid] = self.build(die, tag)
         return tid
 
@@ -312,7 +332,7 @@ class _Converter:
         size = _int_attr(die, "DW_AT_byte_size", 4) or 4
         signed: bool | None = None
         if "DW_AT_type" in die.attributes:
-            under = _strip_to_base(die.get_DIE_from_attribute("DW_AT_type"))
+            under = self.strip_to_base(self.deref(die, "DW_AT_type"))
             if under is not None:
                 signed = _int_attr(under, "DW_AT_encoding", 0) in (
                     _ATE_SIGNED, _ATE_SIGNED_CHAR, _ATE_SIGNED_FIXED)
@@ -371,11 +391,11 @@ class _Converter:
         params: list[Param] = []
         for child in _params(params_die):
             if child.tag == "DW_TAG_formal_parameter":
-                pdecl = _follow(child, "DW_AT_type")
-                params.append(Param(_name(_follow(child, "DW_AT_name")), self.ref(pdecl)))
+                pdecl = self.follow(child, "DW_AT_type")
+                params.append(Param(_name(self.follow(child, "DW_AT_name")), self.ref(pdecl)))
             elif child.tag == "DW_TAG_unspecified_parameters":
                 params.append(Param("", 0))
-        return FuncProto(self.ref(_follow(die, "DW_AT_type")), params)
+        return FuncProto(self.ref(self.follow(die, "DW_AT_type")), params)
 
     def size_of(self, tid: int) -> int:
         for _ in range(_MAX_CHAIN):
@@ -394,6 +414,42 @@ class _Converter:
             return 0
         return 0
 
+    def deref(self, die: DIE, attr: str) -> DIE:
+        """The DIE an attribute refers to, also in DWARF 5 type units (-fdebug-types-section),
+        which pyelftools finds only in DWARF 4's .debug_types."""
+        a = die.attributes[attr]
+        if a.form == "DW_FORM_ref_sig8":
+            unit = self.sigs.get(a.value)
+            if unit is not None:
+                return unit.get_DIE_from_refaddr(unit.cu_offset + unit["type_offset"])
+        return die.get_DIE_from_attribute(attr)
+
+    def follow(self, die: DIE, attr: str, origin_only: bool = False) -> DIE:
+        """The DIE that holds ``attr``: ``die`` or one it is an instance or definition of."""
+        links = ("DW_AT_abstract_origin",) if origin_only else (
+            "DW_AT_abstract_origin", "DW_AT_specification")
+        for _ in range(_MAX_CHAIN):
+            if attr in die.attributes and not origin_only:
+                return die
+            for link in links:
+                if link in die.attributes:
+                    die = self.deref(die, link)
+                    break
+            else:
+                return die
+            if origin_only:
+                return die
+        return die
+
+    def strip_to_base(self, die: DIE) -> DIE | None:
+        for _ in range(_MAX_CHAIN):
+            if die.tag == "DW_TAG_base_type":
+                return die
+            if "DW_AT_type" not in die.attributes:
+                return None
+            die = self.deref(die, "DW_AT_type")
+        return None
+
     # --- functions and variables ---
 
     def func(self, die: DIE) -> None:
@@ -403,16 +459,16 @@ class _Converter:
         if not ("DW_AT_low_pc" in attrs or "DW_AT_ranges" in attrs
                 or "DW_AT_entry_pc" in attrs):
             return  # an inline-only abstract instance, or a declaration
-        decl = _follow(die, "DW_AT_name")
+        decl = self.follow(die, "DW_AT_name")
         name = _name(decl)
         if not name:
             return
         params_die = die
         if not any(c.tag in ("DW_TAG_formal_parameter", "DW_TAG_unspecified_parameters")
                    for c in _params(die)):
-            params_die = _follow(die, "DW_AT_abstract_origin", origin_only=True)
+            params_die = self.follow(die, "DW_AT_abstract_origin", origin_only=True)
         proto = self.add(self.proto(die, params_die))
-        external = "DW_AT_external" in _follow(die, "DW_AT_external").attributes
+        external = "DW_AT_external" in self.follow(die, "DW_AT_external").attributes
         self.add(Func(name, proto, FuncLinkage.GLOBAL if external else FuncLinkage.STATIC))
 
     def var(self, die: DIE, seen: set[tuple[str, int]]) -> None:
@@ -425,15 +481,15 @@ class _Converter:
         addr = self.static_address(die, loc.value)
         if addr is None:
             return
-        name = _name(_follow(die, "DW_AT_name"))
+        name = _name(self.follow(die, "DW_AT_name"))
         if not name:
             return
         place = self.section_of(name, addr)
         if place is None or place in seen:
             return
         seen.add(place)
-        vtype = self.ref(_follow(die, "DW_AT_type"))
-        external = "DW_AT_external" in _follow(die, "DW_AT_external").attributes
+        vtype = self.ref(self.follow(die, "DW_AT_type"))
+        external = "DW_AT_external" in self.follow(die, "DW_AT_external").attributes
         vid = self.add(Var(name, vtype, VarLinkage.GLOBAL if external else VarLinkage.STATIC))
         self.vars.append((vid, place[0], place[1]))
 
@@ -499,24 +555,6 @@ def _name(die: DIE) -> str:
     return v if isinstance(v, str) else ""
 
 
-def _follow(die: DIE, attr: str, origin_only: bool = False) -> DIE:
-    """The DIE that holds ``attr``: ``die`` or one it is an instance or definition of."""
-    links = ("DW_AT_abstract_origin",) if origin_only else (
-        "DW_AT_abstract_origin", "DW_AT_specification")
-    for _ in range(_MAX_CHAIN):
-        if attr in die.attributes and not origin_only:
-            return die
-        for link in links:
-            if link in die.attributes:
-                die = die.get_DIE_from_attribute(link)
-                break
-        else:
-            return die
-        if origin_only:
-            return die
-    return die
-
-
 _PARAM_TAGS = frozenset({
     "DW_TAG_formal_parameter", "DW_TAG_unspecified_parameters", "DW_TAG_template_type_param",
     "DW_TAG_template_value_param", "DW_TAG_GNU_template_parameter_pack",
@@ -530,16 +568,6 @@ def _params(die: DIE) -> Iterator[DIE]:
         if child.tag not in _PARAM_TAGS:
             return
         yield child
-
-
-def _strip_to_base(die: DIE) -> DIE | None:
-    for _ in range(_MAX_CHAIN):
-        if die.tag == "DW_TAG_base_type":
-            return die
-        if "DW_AT_type" not in die.attributes:
-            return None
-        die = die.get_DIE_from_attribute("DW_AT_type")
-    return None
 
 
 def _uleb(data: list[int], pos: int) -> tuple[int, int]:
@@ -716,6 +744,10 @@ def _in_base(types: list[Type | None], base: Spec) -> dict[int, int]:
 
 
 def _emit(conv: _Converter, base: Spec | None) -> bytes:
+    if not any(isinstance(t, Struct | Union | Enum | Enum64 | Typedef | Int | Float)
+               for t in conv.types):
+        raise DWARFError(f"{conv.source}: the DWARF describes no types (built with -g1?): "
+                         "build with -g")
     types, new_id = _dedup(conv.types)
     b = Builder(base)
     # final id of each deduplicated type: a base type it equals, or the next own id

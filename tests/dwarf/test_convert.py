@@ -225,3 +225,32 @@ def test_split_on_kernel_base(build: Build, tmp_path: Path) -> None:
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "STRUCT 'node' size=160" in r.stdout
+
+
+@pytest.mark.parametrize("cc", ["gcc", "clang-19"])
+@pytest.mark.parametrize("flags", [["-gdwarf-4", "-fdebug-types-section"],
+                                   ["-gdwarf-5", "-fdebug-types-section"],
+                                   ["-g", "-gz"], ["-gdwarf-2"], ["-gdwarf-3"]])
+def test_other_dwarf_forms(tmp_path: Path, cc: str, flags: list[str]) -> None:
+    """Type units (DWARF 4 .debug_types, DWARF 5 in .debug_info), compressed sections and
+    older versions give the same types as plain -g (pahole 1.24 gets point_t wrong in type
+    units)."""
+    if shutil.which(cc) is None:
+        pytest.skip(f"{cc} is not installed")
+    srcs = [str(SRC / "shapes.c"), str(SRC / "lib.c")]
+    plain, odd = tmp_path / "plain", tmp_path / "odd"
+    subprocess.run([cc, "-g", "-O2", "-o", str(plain), *srcs], check=True)
+    subprocess.run([cc, *flags, "-O2", "-o", str(odd), *srcs], check=True)
+    assert named(convert(odd)[1]) == named(convert(plain)[1])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["-g", "-gsplit-dwarf"], r"split DWARF \(-gsplit-dwarf\): .*\.dwo"),
+    (["-g1"], r"describes no types \(built with -g1\?\): build with -g"),
+])
+def test_unusable_dwarf(tmp_path: Path, flags: list[str], message: str) -> None:
+    binary = tmp_path / "lib.so"
+    subprocess.run(["gcc", *flags, "-shared", "-fPIC", "-o", str(binary), str(SRC / "lib.c")],
+                   check=True, cwd=tmp_path)
+    with pytest.raises(DWARFError, match=message):
+        btf_from_dwarf(binary)
