@@ -117,6 +117,10 @@ def btf_from_dwarf(path_or_bytes: str | os.PathLike[str] | bytes, *,
             raise DWARFError(f"{source}: debug sections compressed in a way pyelftools "
                              f"cannot read ({e}): decompress them first with "
                              "`objcopy --decompress-debug-sections`") from None
+        if "relocation type" in str(e):
+            raise DWARFError(f"{source}: pyelftools cannot apply this object file's "
+                             f"relocations to its DWARF ({e}): give the linked executable "
+                             "or shared library") from None
         raise DWARFError(f"{source}: damaged ELF or DWARF: {e}") from None
     except Exception as e:
         # pyelftools reports truncated or inconsistent sections as whatever its parsers

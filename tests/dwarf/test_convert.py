@@ -254,3 +254,26 @@ def test_unusable_dwarf(tmp_path: Path, flags: list[str], message: str) -> None:
                    check=True, cwd=tmp_path)
     with pytest.raises(DWARFError, match=message):
         btf_from_dwarf(binary)
+
+
+@pytest.mark.parametrize("target", ["i386-linux-gnu", "aarch64-linux-gnu", "s390x-linux-gnu"])
+def test_other_architectures(tmp_path: Path, target: str) -> None:
+    """32-bit pointers and big-endian DWARF (object files from clang's cross targets)."""
+    if shutil.which("clang-19") is None:
+        pytest.skip("clang-19 is not installed")
+    src = tmp_path / "s.c"
+    src.write_text("struct s { char *p; long l; int m[2][3]; unsigned x:3, y:9; };\n"
+                   "enum e { A = -1, B = 7 }; typedef struct s s_t;\n"
+                   "struct s g; enum e ge; s_t gt;\n"
+                   "int f(struct s *a) { return a->x + a->y; }\n")
+    obj = tmp_path / "s.o"
+    subprocess.run(["clang-19", "-target", target, "-g", "-O2", "-c", "-o", str(obj),
+                    str(src)], check=True)
+    _, spec = convert(obj)
+    assert named(spec) == named(pahole(obj, tmp_path / "p.btf"))
+    assert spec.endian == (">" if target.startswith("s390x") else "<")
+    s = spec.type(spec.find("s", btf.Kind.STRUCT))
+    # 2 pointer-sized members, 6 ints, a bitfield unit; 64-bit: padded to 8
+    assert isinstance(s, btf.Struct) and s.size == (36 if target.startswith("i386") else 48)
+    sec = next(t for _, t in spec.items() if isinstance(t, btf.Datasec))
+    assert {spec.name(v.type): v.size for v in sec.vars}["g"] == s.size
