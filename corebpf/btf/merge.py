@@ -171,7 +171,8 @@ def _dedup(types: list[Type], keep: int) -> list[Type]:
             out.append(types[i])
         else:
             new_id[i] = new_id[rep]
-    return [out[0], *(remap_ids(t, new_id.__getitem__) for t in out[1:])]
+    # the first spec's types refer only to its own, which keep their ids
+    return [*out[:keep + 1], *(remap_ids(t, new_id.__getitem__) for t in out[keep + 1:])]
 
 
 def _shifter(shift: int) -> Callable[[int], int]:

@@ -292,3 +292,49 @@ def test_same_named_layouts_are_ambiguous_when_merged(tmp_path: Path,
     assert errors and "field offset ambiguity" in errors[0]
     ordered = _values(relocate(obj, [app_btf(APP_V1), app_btf(APP_V2), kernel])[0])
     assert {k: ordered[k] for k in expected(APP_V1)} == expected(APP_V1)
+
+
+APP_C = r"""
+#include <stddef.h>
+#include <stdio.h>
+struct data { long id; int b; int a; char name[8]; long c; };
+struct data global_data;
+int main(void)
+{
+    printf("%zu %zu %zu\n", offsetof(struct data, b), offsetof(struct data, c),
+           sizeof(struct data));
+    return global_data.a;
+}
+"""
+
+
+@needs_bpf
+@pytest.mark.parametrize("split", [False, True], ids=["standalone", "split"])
+def test_libbpf_with_an_applications_btf_from_dwarf(tmp_path: Path, kernel: btf.Spec,
+                                                    split: bool) -> None:
+    """A gcc-built program's BTF (from-dwarf, standalone or split on the kernel's),
+    merged after the kernel's: libbpf relocates struct data to gcc's own layout, and
+    corebpf with the two as ordered targets decides the same."""
+    pytest.importorskip("elftools")
+    from corebpf.dwarf import btf_from_dwarf
+
+    cc = shutil.which("gcc")
+    if cc is None:
+        pytest.skip("needs gcc")
+    (tmp_path / "app.c").write_text(APP_C)
+    subprocess.run([cc, "-g", "-O0", str(tmp_path / "app.c"), "-o", str(tmp_path / "app")],
+                   check=True, capture_output=True)
+    out = subprocess.run([str(tmp_path / "app")], capture_output=True, text=True).stdout
+    b_off, c_off, size = map(int, out.split())
+    raw = btf_from_dwarf(tmp_path / "app", base=kernel if split else None)
+    app = btf.Spec(raw, base=kernel) if split else btf.from_bytes(raw)
+    merged = tmp_path / "merged.btf"
+    merged.write_bytes(merge([kernel, app], dedup=True))
+    r = _libbpf_load(OBJ, merged)
+    assert r.returncode == 0, r.stderr
+    got = results(bytes.fromhex(r.stdout.strip()))
+    assert (got["b_off"], got["c_off"], got["data_size"], got["x_exists"]) == (
+        b_off, c_off, size, 0)
+    assert got["pid_ok"] > 0 and got["pid_bad"] == 0
+    want = _values(relocate(ObjectSpec.load(OBJ), [app, kernel])[0])
+    assert {k: got[k] for k in want} == want
