@@ -277,3 +277,27 @@ def test_other_architectures(tmp_path: Path, target: str) -> None:
     assert isinstance(s, btf.Struct) and s.size == (36 if target.startswith("i386") else 48)
     sec = next(t for _, t in spec.items() if isinstance(t, btf.Datasec))
     assert {spec.name(v.type): v.size for v in sec.vars}["g"] == s.size
+
+
+@pytest.mark.parametrize("cxx", ["g++", "clang++-19"])
+def test_cplusplus_stl(tmp_path: Path, cxx: str) -> None:
+    """A struct of standard library members: the layout the program itself prints."""
+    if shutil.which(cxx) is None:
+        pytest.skip(f"{cxx} is not installed")
+    binary = tmp_path / "stl"
+    subprocess.run([cxx, "-g", "-O1", "-Wno-invalid-offsetof", "-o", str(binary),
+                    str(SRC / "stl.cc")], check=True)
+    size, *offsets = map(int, subprocess.run([str(binary)], capture_output=True, text=True,
+                                             check=True).stdout.split())
+    data, spec = convert(binary)
+    item = spec.type(spec.find("item", btf.Kind.STRUCT))
+    assert isinstance(item, btf.Struct)
+    assert item.size == size
+    assert [m.offset // 8 for m in item.members] == offsets
+    assert [m.name for m in item.members] == ["name", "v", "m", "next", "fn", "grid"]
+    assert any(t.name in ("box<long int>", "box<long>") and isinstance(t, btf.Struct)
+               for _, t in spec.items())  # gcc's and clang's spelling
+    out = tmp_path / "stl.btf"
+    out.write_bytes(data)
+    subprocess.run([bpftool(), "btf", "dump", "file", str(out)], check=True,
+                   capture_output=True)
