@@ -301,3 +301,21 @@ def test_cplusplus_stl(tmp_path: Path, cxx: str) -> None:
     out.write_bytes(data)
     subprocess.run([bpftool(), "btf", "dump", "file", str(out)], check=True,
                    capture_output=True)
+
+
+@pytest.mark.parametrize("cc", ["gcc", "clang-19"])
+def test_forward_declaration_merged(tmp_path: Path, cc: str) -> None:
+    """A struct only declared in one compile unit is the one defined in another."""
+    if shutil.which(cc) is None:
+        pytest.skip(f"{cc} is not installed")
+    lib = tmp_path / "lib.so"
+    subprocess.run([cc, "-g", "-shared", "-fPIC", "-o", str(lib), str(SRC / "fwd.c"),
+                    str(SRC / "lib.c")], check=True)
+    _, spec = convert(lib)
+    assert spec.find_by_name("lib_state", btf.Kind.FWD) == []
+    (state,) = spec.find_by_name("lib_state", btf.Kind.STRUCT)
+    holder = spec.type(spec.find("holder", btf.Kind.STRUCT))
+    assert isinstance(holder, btf.Struct)
+    ptr = spec.type(holder.members[0].type)
+    assert isinstance(ptr, btf.Pointer) and ptr.type == state
+    assert len(spec.find_by_name("int", btf.Kind.INT)) == 1
