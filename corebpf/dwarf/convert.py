@@ -104,8 +104,10 @@ def btf_from_dwarf(path_or_bytes: str | os.PathLike[str] | bytes, *,
         conv = _Converter(data, source)
         conv.run()
         return _emit(conv, base)
-    except DWARFError:
-        raise
+    except DWARFError as e:
+        if str(e).startswith(source):
+            raise
+        raise DWARFError(f"{source}: {e}") from None
     except BTFError as e:  # a DWARF value BTF cannot hold (a 2^24-bit member offset, ...)
         raise DWARFError(f"{source}: {e}") from None
     except Error:
@@ -142,6 +144,7 @@ class _Converter:
         self.types: list[Type | None] = [None]  # local ids; 0 is void
         self.memo: dict[int, int] = {}
         self.sigs: dict[int, CompileUnit] = {}
+        self.pending: list[tuple[int, DIE]] = []  # (PTR id, DIE of its target)
         self.vars: list[tuple[int, str, int]] = []  # (VAR id, section, offset)
         self._index_type = 0
         self.section_sizes = {s.name: int(s["sh_size"]) for s in self.elf.iter_sections()}
@@ -175,7 +178,7 @@ class _Converter:
                 raise DWARFError(f"{self.source}: split DWARF (-gsplit-dwarf): the types are "
                                  "in .dwo files, which from-dwarf does not read; build "
                                  "without -gsplit-dwarf")
-            stack: list[Iterator[DIE]] = [top.iter_children()]
+            stack: list[Iterator[DIE]] = [_children(top)]
             scope: list[bool] = [True]  # whether the DIEs of this level are global scope
             while stack:
                 die = next(stack[-1], None)
@@ -190,10 +193,11 @@ class _Converter:
                     self.func(die)
                 elif tag == "DW_TAG_variable" and scope[-1]:
                     self.var(die, seen_vars)
+                self.resolve_pointers()
                 # not into function bodies: with DW_AT_sibling (gcc) pyelftools then
                 # never parses them (their local types come in when referenced)
                 if die.has_children and (tag in _SCOPE_TAGS or tag in _COMPOSITE_TAGS):
-                    stack.append(die.iter_children())
+                    stack.append(_children(die))
                     scope.append(tag in _SCOPE_TAGS)
 
     def add(self, t: Type | None) -> int:
@@ -235,7 +239,11 @@ class _Converter:
         if tag == "DW_TAG_base_type":
             return self.base_type(die, name)
         if tag in _POINTER_TAGS:
-            return Pointer(self.ref(die))
+            # resolved later (resolve_pointers): following pointers depth-first would
+            # recurse once per struct of a long linked chain
+            if "DW_AT_type" in die.attributes:
+                self.pending.append((len(self.types) - 1, self.deref(die, "DW_AT_type")))
+            return Pointer(0)
         if tag == "DW_TAG_ptr_to_member_type":
             return Pointer(0)
         if tag == "DW_TAG_typedef":
@@ -279,6 +287,11 @@ class _Converter:
             encoding = IntEncoding.NONE
         return Int(name, size, int(encoding), 0, bits)
 
+    def resolve_pointers(self) -> None:
+        while self.pending:
+            tid, target = self.pending.pop()
+            self.types[tid] = Pointer(self.type_id(target))
+
     def index_type(self) -> int:
         if not self._index_type:
             self._index_type = self.add(Int("int", 4, int(IntEncoding.SIGNED), 0, 32))
@@ -290,7 +303,7 @@ class _Converter:
                 return Fwd(name, is_union)
         size = _int_attr(die, "DW_AT_byte_size", 0)
         members: list[Member] = []
-        for child in die.iter_children():
+        for child in _children(die):
             if child.tag not in ("DW_TAG_member", "DW_TAG_inheritance"):
                 continue  # methods, static members (DWARF 5), template parameters
             if "DW_AT_declaration" in child.attributes:
@@ -341,7 +354,7 @@ class _Converter:
                 signed = _int_attr(under, "DW_AT_encoding", 0) in (
                     _ATE_SIGNED, _ATE_SIGNED_CHAR, _ATE_SIGNED_FIXED)
         raw: list[tuple[str, int, str]] = []
-        for child in die.iter_children():
+        for child in _children(die):
             if child.tag != "DW_TAG_enumerator":
                 continue
             attr = child.attributes.get("DW_AT_const_value")
@@ -363,11 +376,11 @@ class _Converter:
 
     def array(self, die: DIE) -> Type:
         dims: list[int] = []
-        for child in die.iter_children():
+        for child in _children(die):
             if child.tag == "DW_TAG_subrange_type":
                 dims.append(self.subrange_count(child))
             elif child.tag == "DW_TAG_enumeration_type":
-                dims.append(sum(1 for c in child.iter_children()
+                dims.append(sum(1 for c in _children(child)
                                 if c.tag == "DW_TAG_enumerator"))
         if not dims:
             dims = [0]
@@ -559,6 +572,17 @@ def _name(die: DIE) -> str:
     return v if isinstance(v, str) else ""
 
 
+def _children(die: DIE) -> Iterator[DIE]:
+    """A DIE's children; a damaged DW_AT_sibling that points back would loop forever."""
+    last = die.offset
+    for child in die.iter_children():
+        if child.offset <= last:
+            raise DWARFError(f"DIE {die.offset:#x}: its children loop back to "
+                             f"{child.offset:#x} (damaged DW_AT_sibling)")
+        last = child.offset
+        yield child
+
+
 _PARAM_TAGS = frozenset({
     "DW_TAG_formal_parameter", "DW_TAG_unspecified_parameters", "DW_TAG_template_type_param",
     "DW_TAG_template_value_param", "DW_TAG_GNU_template_parameter_pack",
@@ -568,7 +592,7 @@ _PARAM_TAGS = frozenset({
 
 def _params(die: DIE) -> Iterator[DIE]:
     """A function's leading parameter DIEs, not the body after them (not parsed)."""
-    for child in die.iter_children():
+    for child in _children(die):
         if child.tag not in _PARAM_TAGS:
             return
         yield child

@@ -319,3 +319,22 @@ def test_forward_declaration_merged(tmp_path: Path, cc: str) -> None:
     ptr = spec.type(holder.members[0].type)
     assert isinstance(ptr, btf.Pointer) and ptr.type == state
     assert len(spec.find_by_name("int", btf.Kind.INT)) == 1
+
+
+def test_long_pointer_chain(tmp_path: Path) -> None:
+    """3000 structs each pointing at the next: no recursion per link."""
+    n = 3000
+    src = tmp_path / "deep.c"
+    src.write_text("".join(f"struct s{i} {{ struct s{i + 1} *next; int v; }};\n"
+                           for i in range(n)) + f"struct s{n} {{ int v; }};\nstruct s0 root;\n")
+    obj = tmp_path / "deep.o"
+    subprocess.run(["gcc", "-g", "-c", "-o", str(obj), str(src)], check=True)
+    _, spec = convert(obj)
+    tid = spec.find("s0", btf.Kind.STRUCT)
+    for _ in range(n):
+        s = spec.type(tid)
+        assert isinstance(s, btf.Struct)
+        ptr = spec.type(s.members[0].type)
+        assert isinstance(ptr, btf.Pointer)
+        tid = ptr.type
+    assert spec.name(tid) == f"s{n}"

@@ -69,3 +69,23 @@ def test_truncated(seeded: tuple[bytes, dict[str, tuple[int, int]]]) -> None:
             btf_from_dwarf(bytes(buf))
         except DWARFError:
             pass
+
+
+def test_sibling_loop(tmp_path: Path) -> None:
+    """A DW_AT_sibling pointing back at its own DIE: an error, not an endless walk."""
+    from elftools.elf.elffile import ELFFile
+
+    out = tmp_path / "lib.o"
+    subprocess.run(["gcc", "-g", "-O0", "-c", "-o", str(out), str(SRC / "lib.c")], check=True)
+    data = bytearray(out.read_bytes())
+    with out.open("rb") as f:
+        elf = ELFFile(f)
+        start = elf.get_section_by_name(".debug_info")["sh_offset"]
+        cu = next(elf.get_dwarf_info().iter_CUs())
+        die = next(d for d in cu.iter_DIEs() if "DW_AT_sibling" in d.attributes)
+        attr = die.attributes["DW_AT_sibling"]
+        assert attr.form == "DW_FORM_ref4"
+        data[start + attr.offset:start + attr.offset + 4] = \
+            (die.offset - cu.cu_offset).to_bytes(4, "little")
+    with pytest.raises(DWARFError, match=r"<bytes>: DIE .* loop back .*DW_AT_sibling"):
+        btf_from_dwarf(bytes(data))
