@@ -638,6 +638,10 @@ def _shape(t: Type | None) -> tuple[object, ...]:
     return (t.kind, t.name)
 
 
+def _redirect(m: dict[int, int]) -> Callable[[int], int]:
+    return lambda r: m.get(r, r)
+
+
 def _remap(t: Type, f: Callable[[int], int]) -> Type:
     if isinstance(t, Struct | Union):
         return type(t)(t.name, t.size, [Member(m.name, f(m.type), m.offset, m.bitfield_size)
@@ -692,29 +696,32 @@ def _classes(types: list[Type | None]) -> list[int]:
 
 
 def _dedup(types: list[Type | None]) -> tuple[list[Type | None], list[int]]:
-    """Merge equal types; returns the kept types and old id -> new id."""
-    cls = _classes(types)
-    # a FWD becomes the one complete struct/union of its name, when there is exactly one
-    complete: dict[tuple[str, bool], set[int]] = {}
-    first: dict[int, int] = {}
-    for i, t in enumerate(types):
-        first.setdefault(cls[i], i)
-        if isinstance(t, Struct | Union) and t.name:
-            complete.setdefault((t.name, isinstance(t, Union)), set()).add(cls[i])
+    """Merge equal types; returns the kept types and old id -> new id.
+
+    A FWD becomes the complete struct/union of its name when there is exactly one (after
+    merging); that can make two complete types equal and resolve more FWDs, so repeat.
+    """
+    n = len(types)
     fwd_to: dict[int, int] = {}
-    for i, t in enumerate(types):
-        if isinstance(t, Fwd) and t.name:
-            found = complete.get((t.name, t.is_union))
-            if found is not None and len(found) == 1:
-                fwd_to[i] = first[next(iter(found))]
-    if fwd_to:
-        n = len(types)
-        types = [None if t is None else _remap(t, lambda r: fwd_to.get(r, r) if r < n else r)
-                 for t in types]
+    while True:
         cls = _classes(types)
-        first = {}
-        for i in range(len(types)):
+        first: dict[int, int] = {}
+        complete: dict[tuple[str, bool], set[int]] = {}
+        for i, t in enumerate(types):
             first.setdefault(cls[i], i)
+            if isinstance(t, Struct | Union) and t.name:
+                complete.setdefault((t.name, isinstance(t, Union)), set()).add(cls[i])
+        new: dict[int, int] = {}
+        for i, t in enumerate(types):
+            if isinstance(t, Fwd) and t.name and i not in fwd_to:
+                found = complete.get((t.name, t.is_union))
+                if found is not None and len(found) == 1:
+                    new[i] = first[next(iter(found))]
+        if not new:
+            break
+        fwd_to.update(new)
+        redirect = _redirect(new)
+        types = [None if t is None else _remap(t, redirect) for t in types]
     new_id: list[int] = [0] * len(types)
     kept: list[Type | None] = [None]
     for i in range(1, len(types)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,6 +59,12 @@ def named(spec: btf.Spec) -> dict[tuple[str, str], set[object]]:
     return out
 
 
+def counts(spec: btf.Spec) -> Counter[tuple[str, str]]:
+    """How many times each named struct, union, enum, typedef and FWD is there (dedup)."""
+    return Counter((t.kind.name, t.name) for _, t in spec.items() if t.name and isinstance(
+        t, btf.Struct | btf.Union | btf.Enum | btf.Enum64 | btf.Typedef | btf.Fwd))
+
+
 def convert(binary: Path) -> tuple[bytes, btf.Spec]:
     data = btf_from_dwarf(binary)
     spec = btf.from_bytes(data)
@@ -70,11 +77,13 @@ def convert(binary: Path) -> tuple[bytes, btf.Spec]:
 @pytest.mark.parametrize("variant", NAMES)
 def test_same_layouts_as_pahole(build: Build, tmp_path: Path, variant: str, kind: str) -> None:
     binary = build(variant, kind)
-    theirs = named(pahole(binary, tmp_path / "pahole.btf"))
+    their_spec = pahole(binary, tmp_path / "pahole.btf")
+    theirs = named(their_spec)
     data, spec = convert(binary)
     ours = named(spec)
     assert theirs, "pahole found no named types"
     assert ours == theirs
+    assert counts(spec) == counts(their_spec)  # deduplicated as far as pahole does
     out = tmp_path / "corebpf.btf"
     out.write_bytes(data)
     r = subprocess.run([bpftool(), "btf", "dump", "file", str(out)], capture_output=True,
