@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 from elftools.common.exceptions import DWARFError as PyelftoolsDWARFError
@@ -673,18 +674,17 @@ def _classes(types: list[Type | None]) -> list[int]:
     keys: dict[object, int] = {}
     cls = [keys.setdefault(_shape(t), len(keys)) for t in types]
     cls[0] = -1  # void
+    next_cls = len(keys)
+    live = list(range(1, n))  # types whose class has others: the only ones that can split
     while True:
-        sizes: dict[int, int] = {}
-        for c in cls:
-            sizes[c] = sizes.get(c, 0) + 1
-        live = [i for i in range(1, n) if sizes[cls[i]] > 1]
+        sizes = Counter(cls[i] for i in live)
+        live = [i for i in live if sizes[cls[i]] > 1]
         if not live:
             return cls
         new_keys: dict[tuple[int, tuple[int, ...]], int] = {}
-        next_cls = max(cls) + 1
         new = cls[:]
         for i in live:
-            sig = (cls[i], tuple(cls[r] if 0 <= r < n else -2 for r in refs[i]))
+            sig = (cls[i], tuple([cls[r] if 0 <= r < n else -2 for r in refs[i]]))
             found = new_keys.get(sig)
             if found is None:
                 found = new_keys[sig] = next_cls
