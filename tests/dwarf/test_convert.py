@@ -347,3 +347,20 @@ def test_long_pointer_chain(tmp_path: Path) -> None:
         assert isinstance(ptr, btf.Pointer)
         tid = ptr.type
     assert spec.name(tid) == f"s{n}"
+
+
+@pytest.mark.parametrize("variant", NAMES)
+def test_kernel_accepts(build: Build, variant: str) -> None:
+    """The kernel's own BTF verifier takes the C output as it is (BPF_BTF_LOAD)."""
+    import errno
+
+    from corebpf.errors import LoadError
+    from corebpf.sys.calls import btf_load
+
+    try:
+        fd = btf_load(btf_from_dwarf(build(variant)))
+    except LoadError as e:
+        if e.errno == errno.EPERM:
+            pytest.skip("BPF_BTF_LOAD needs CAP_BPF")
+        raise AssertionError(e.log) from None
+    fd.close()
