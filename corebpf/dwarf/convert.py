@@ -16,6 +16,7 @@ import io
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
+from typing import IO
 
 from elftools.common.exceptions import DWARFError as PyelftoolsDWARFError
 from elftools.common.exceptions import ELFError, ELFParseError
@@ -91,20 +92,23 @@ _MAX_CHAIN = 16  # abstract_origin/specification hops, and size lookups through 
 
 def btf_from_dwarf(path_or_bytes: str | os.PathLike[str] | bytes, *,
                    base: Spec | None = None) -> bytes:
+    stream: IO[bytes]
     if isinstance(path_or_bytes, bytes | bytearray | memoryview):
-        data = bytes(path_or_bytes)
+        stream = io.BytesIO(path_or_bytes)
         source = "<bytes>"
     else:
         source = os.fspath(path_or_bytes)
         try:
-            with open(source, "rb") as f:
-                data = f.read()
+            stream = open(source, "rb")  # closed by the with below
         except OSError as e:
             raise DWARFError(f"{source}: cannot read: {e.strerror or e}") from None
     try:
-        conv = _Converter(data, source)
-        conv.run()
-        return _emit(conv, base)
+        with stream:  # pyelftools reads only the sections it needs
+            conv = _Converter(stream, source)
+            conv.run()
+            return _emit(conv, base)
+    except OSError as e:
+        raise DWARFError(f"{source}: cannot read: {e.strerror or e}") from None
     except DWARFError as e:
         if str(e).startswith(source):
             raise
@@ -134,9 +138,9 @@ def btf_from_dwarf(path_or_bytes: str | os.PathLike[str] | bytes, *,
 class _Converter:
     """One ELF file's DWARF as a list of BTF types (local ids, before dedup)."""
 
-    def __init__(self, data: bytes, source: str):
+    def __init__(self, stream: IO[bytes], source: str):
         self.source = source
-        self.elf = ELFFile(io.BytesIO(data))
+        self.elf = ELFFile(stream)
         if not self.elf.has_dwarf_info(strict=True):
             raise DWARFError(f"{source}: no DWARF debug information (.debug_info); "
                              "build it with -g")
