@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
-from functools import cache
 from pathlib import Path
 
 import pytest
@@ -18,34 +18,49 @@ from .conftest import SRC
 pytest.importorskip("elftools")
 
 
-@cache
-def seed(tmp: Path) -> tuple[bytes, dict[str, tuple[int, int]]]:
-    """A small -g object and where its DWARF sections are."""
+Seed = tuple[bytes, dict[str, tuple[int, int]]]
+SECTIONS = (".debug_info", ".debug_abbrev", ".debug_str", ".debug_addr", ".debug_str_offsets")
+
+
+def seed(tmp: Path, cmd: list[str], name: str) -> Seed:
+    """A small -g binary and where its DWARF sections are."""
     from elftools.elf.elffile import ELFFile
 
-    out = tmp / "lib.o"
-    subprocess.run(["gcc", "-g", "-O0", "-c", "-o", str(out), str(SRC / "lib.c")], check=True)
+    out = tmp / name
+    subprocess.run([*cmd, "-o", str(out), str(SRC / "lib.c")], check=True)
     data = out.read_bytes()
     with out.open("rb") as f:
-        elf = ELFFile(f)
-        where = {s.name: (s["sh_offset"], s["sh_size"]) for s in elf.iter_sections()
-                 if s.name in (".debug_info", ".debug_abbrev", ".debug_str")}
+        where = {s.name: (s["sh_offset"], s["sh_size"]) for s in ELFFile(f).iter_sections()
+                 if s.name in SECTIONS and s["sh_size"]}
     return data, where
 
 
 @pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, dict[str, tuple[int, int]]]:
-    return seed(tmp_path_factory.mktemp("fuzz"))
+def seeds(tmp_path_factory: pytest.TempPathFactory) -> list[Seed]:
+    """gcc's object file (relocated DWARF), clang's DWARF 5 library (.debug_addr, string
+    offsets)."""
+    tmp = tmp_path_factory.mktemp("fuzz")
+    out = [seed(tmp, ["gcc", "-g", "-O0", "-c"], "lib.o")]
+    if shutil.which("clang-19"):
+        out.append(seed(tmp, ["clang-19", "-gdwarf-5", "-O2", "-shared", "-fPIC"], "lib.so"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def seeded(seeds: list[Seed]) -> Seed:
+    return seeds[0]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
           HealthCheck.function_scoped_fixture])
-@given(section=st.sampled_from([".debug_info", ".debug_info", ".debug_abbrev", ".debug_str"]),
+@given(which=st.integers(0, 1), section=st.sampled_from(SECTIONS),
        edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)),
                       min_size=1, max_size=6))
-def test_mutated_dwarf(seeded: tuple[bytes, dict[str, tuple[int, int]]], section: str,
+def test_mutated_dwarf(seeds: list[Seed], which: int, section: str,
                        edits: list[tuple[float, int]]) -> None:
-    data, where = seeded
+    data, where = seeds[which % len(seeds)]
+    if section not in where:
+        section = ".debug_info"
     start, size = where[section]
     buf = bytearray(data)
     for pos, value in edits:
@@ -59,7 +74,7 @@ def test_mutated_dwarf(seeded: tuple[bytes, dict[str, tuple[int, int]]], section
         spec.type(tid)
 
 
-def test_truncated(seeded: tuple[bytes, dict[str, tuple[int, int]]]) -> None:
+def test_truncated(seeded: Seed) -> None:
     data, where = seeded
     start, size = where[".debug_info"]
     for cut in (start + 3, start + size // 2, start + size - 1):
