@@ -65,6 +65,29 @@ def counts(spec: btf.Spec) -> Counter[tuple[str, str]]:
         t, btf.Struct | btf.Union | btf.Enum | btf.Enum64 | btf.Typedef | btf.Fwd))
 
 
+def assert_vars_at_symbols(binary: Path, spec: btf.Spec) -> None:
+    """Every VAR sits in its DATASEC where the ELF symbol table puts it, with its size."""
+    from elftools.elf.elffile import ELFFile
+
+    with binary.open("rb") as f:
+        elf = ELFFile(f)
+        sections = list(elf.iter_sections())
+        rel = elf["e_type"] == "ET_REL"
+        symbols = {}
+        for sym in elf.get_section_by_name(".symtab").iter_symbols():  # type: ignore[union-attr]
+            if sym["st_info"]["type"] == "STT_OBJECT" and isinstance(sym["st_shndx"], int):
+                sec = sections[sym["st_shndx"]]
+                off = sym["st_value"] - (0 if rel else sec["sh_addr"])
+                symbols[sym.name] = (sec.name, off, sym["st_size"])
+    seen = 0
+    for _, t in spec.items():
+        if isinstance(t, btf.Datasec):
+            for v in t.vars:
+                assert symbols[spec.name(v.type)] == (t.name, v.offset, v.size)
+                seen += 1
+    assert seen >= 2  # lib.c has two
+
+
 def convert(binary: Path) -> tuple[bytes, btf.Spec]:
     data = btf_from_dwarf(binary)
     spec = btf.from_bytes(data)
@@ -84,6 +107,7 @@ def test_same_layouts_as_pahole(build: Build, tmp_path: Path, variant: str, kind
     assert theirs, "pahole found no named types"
     assert ours == theirs
     assert counts(spec) == counts(their_spec)  # deduplicated as far as pahole does
+    assert_vars_at_symbols(binary, spec)
     out = tmp_path / "corebpf.btf"
     out.write_bytes(data)
     r = subprocess.run([bpftool(), "btf", "dump", "file", str(out)], capture_output=True,
