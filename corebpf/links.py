@@ -269,6 +269,10 @@ def attach(program: object, *, target: str | None = None, iface: str | int | Non
         from .perf_links import attach_perf
 
         return attach_perf(program, kind, where, pid)
+    if kind == AttachKind.USDT:  # "BINARY:PROVIDER:NAME" (SEC("usdt/...") or target)
+        from .usdt import attach_target
+
+        return attach_target(program, where, pid)
     raise AttachError(f"program {spec.name!r}: attaching {kind.value} programs is not "
                       "supported")
 
@@ -277,7 +281,7 @@ def attach(program: object, *, target: str | None = None, iface: str | int | Non
 #: binary): libbpf's skeletons leave them unattached too.
 _NEEDS_TARGET = frozenset({AttachKind.NONE, AttachKind.XDP, AttachKind.TC, AttachKind.TCX,
                            AttachKind.SOCKET, AttachKind.STRUCT_OPS, AttachKind.NETFILTER,
-                           AttachKind.NETKIT, AttachKind.USDT, AttachKind.KPROBE_MULTI,
+                           AttachKind.NETKIT, AttachKind.KPROBE_MULTI,
                            AttachKind.UPROBE_MULTI, AttachKind.KSYSCALL})
 
 
@@ -297,7 +301,8 @@ def attach_programs(coll: Collection, targets: dict[str, str] | None = None
             kind = d.attach if d is not None else AttachKind.NONE
             target = targets.get(name)
             if kind in _NEEDS_TARGET or (
-                    kind in (AttachKind.TRACEPOINT, AttachKind.KPROBE, AttachKind.UPROBE)
+                    kind in (AttachKind.TRACEPOINT, AttachKind.KPROBE, AttachKind.UPROBE,
+                             AttachKind.USDT)
                     and not (target or prog.spec.attach_target)):
                 skipped[name] = f"section {prog.spec.section!r} names nothing to attach to"
                 continue

@@ -20,6 +20,7 @@ from .calls import (
     map_create,
     map_elem,
     map_freeze,
+    map_get_fd_by_id,
     obj_get,
     obj_info,
     obj_pin,
@@ -27,6 +28,7 @@ from .calls import (
     prog_detach,
     prog_get_fd_by_id,
     prog_load,
+    prog_map_ids,
     prog_test_run,
     raw_tracepoint_open,
 )
@@ -47,6 +49,7 @@ __all__ = [
     "map_create",
     "map_elem",
     "map_freeze",
+    "map_get_fd_by_id",
     "obj_get",
     "obj_info",
     "obj_pin",
@@ -54,6 +57,7 @@ __all__ = [
     "prog_detach",
     "prog_get_fd_by_id",
     "prog_load",
+    "prog_map_ids",
     "prog_test_run",
     "raw_tracepoint_open",
 ]

@@ -267,6 +267,28 @@ def link_get_fd_by_id(link_id: int) -> FD:
     return _get_fd_by_id(BPFCommand.LINK_GET_FD_BY_ID, link_id)
 
 
+def map_get_fd_by_id(map_id: int) -> FD:
+    """BPF_MAP_GET_FD_BY_ID: a new fd for a live map (a program's, found by its id)."""
+    return _get_fd_by_id(BPFCommand.MAP_GET_FD_BY_ID, map_id)
+
+
+def prog_map_ids(prog_fd: int) -> list[int]:
+    """The ids of the maps a loaded program uses (struct bpf_prog_info's map_ids)."""
+    info = ctypes.create_string_buffer(64)
+    attr = bytearray(16)
+    struct.pack_into("IIQ", attr, 0, prog_fd, 64, addr(info))
+    bpf(BPFCommand.OBJ_GET_INFO_BY_FD, attr)
+    count = struct.unpack_from("I", info, 52)[0]
+    if not count:
+        return []
+    ids = (ctypes.c_uint32 * count)()
+    info = ctypes.create_string_buffer(64)
+    struct.pack_into("=IQ", info, 52, count, ctypes.addressof(ids))
+    struct.pack_into("IIQ", attr, 0, prog_fd, 64, addr(info))
+    bpf(BPFCommand.OBJ_GET_INFO_BY_FD, attr)
+    return list(ids)[:struct.unpack_from("I", info, 52)[0]]
+
+
 def btf_get_fd_by_id(btf_id: int) -> FD:
     """BPF_BTF_GET_FD_BY_ID: a new fd for a loaded BTF object (a map's, the kernel's)."""
     return _get_fd_by_id(BPFCommand.BTF_GET_FD_BY_ID, btf_id)
