@@ -399,8 +399,8 @@ class _Converter:
     def subrange_count(self, die: DIE) -> int:
         count = die.attributes.get("DW_AT_count")
         if count is not None:
-            return count.value if isinstance(count.value, int) and count.form != \
-                "DW_FORM_ref4" and 0 <= count.value < 1 << 32 else 0
+            ok = isinstance(count.value, int) and not count.form.startswith("DW_FORM_ref")
+            return count.value if ok and 0 <= count.value < 1 << 32 else 0  # 0: a VLA
         upper = die.attributes.get("DW_AT_upper_bound")
         if upper is None or not isinstance(upper.value, int) or upper.form.startswith(
                 "DW_FORM_ref"):
