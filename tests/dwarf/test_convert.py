@@ -388,3 +388,27 @@ def test_kernel_accepts(build: Build, variant: str) -> None:
             pytest.skip("BPF_BTF_LOAD needs CAP_BPF")
         raise AssertionError(e.log) from None
     fd.close()
+
+
+def test_complex_and_wide_base_types(tmp_path: Path) -> None:
+    """_Complex (2 FLOATs), __int128, _Float16: pahole 1.24 gives up on complex long double."""
+    src = tmp_path / "cz.c"
+    src.write_text("struct cz { double _Complex z; float _Complex f; long double _Complex l;\n"
+                   "  __int128 big; unsigned __int128 ubig; _Float16 h; char tail; };\n"
+                   "struct cz gcz;\n")
+    obj = tmp_path / "cz.o"
+    subprocess.run(["gcc", "-g", "-c", "-o", str(obj), str(src)], check=True)
+    data, spec = convert(obj)
+    cz = spec.type(spec.find("cz", btf.Kind.STRUCT))
+    assert isinstance(cz, btf.Struct) and cz.size == 112
+    assert [m.offset // 8 for m in cz.members] == [0, 16, 32, 64, 80, 96, 98]
+    z = spec.type(cz.members[0].type)
+    assert isinstance(z, btf.Array) and z.nelems == 2
+    assert isinstance(spec.type(z.type), btf.Float) and spec.size_of(z.type) == 8
+    big = spec.type(cz.members[3].type)
+    assert isinstance(big, btf.Int) and big.bits == 128 and big.signed
+    assert isinstance(spec.type(cz.members[5].type), btf.Float)
+    out = tmp_path / "cz.btf"
+    out.write_bytes(data)
+    subprocess.run([bpftool(), "btf", "dump", "file", str(out)], check=True,
+                   capture_output=True)
