@@ -270,3 +270,35 @@ def test_attach_errors(built: Path) -> None:
         with pytest.raises(UsdtError, match=r"include <bpf/usdt\.bpf\.h>"):
             usdt.attach_usdt(other.programs["on_entry"], str(built / "usdt_app"),
                              "corebpf_test", "args")
+
+
+def test_probes_match_bpftrace(built: Path) -> None:
+    bpftrace = shutil.which("bpftrace")
+    if bpftrace is None:
+        pytest.skip("no bpftrace to compare with")
+    for f in ("usdt_app", "libusdtlib.so"):
+        path = built / f
+        out = subprocess.run([bpftrace, "-l", f"usdt:{path}:*"], capture_output=True,
+                             text=True, timeout=60).stdout
+        theirs = {line.rsplit(":", 2)[1] + ":" + line.rsplit(":", 2)[2]
+                  for line in out.split() if line.startswith("usdt:")}
+        elf = ElfFile(path.read_bytes(), source=str(path))
+        assert {f"{n.provider}:{n.name}" for n in usdt.read_notes(elf)} == theirs != set()
+
+
+def test_damaged_notes_raise_corebpf_errors(built: Path) -> None:
+    """Every byte of the note section flipped, and the section cut short: a UsdtError or
+    ElfError (corebpf.Error), never a traceback."""
+    from corebpf.errors import Error
+
+    data = bytearray((built / "usdt_app").read_bytes())
+    sec = ElfFile(bytes(data), source="x").section(usdt.NOTE_SECTION)
+    assert sec is not None
+    for i in range(sec.offset, sec.offset + sec.size):
+        for flip in (0xFF, 0x80):
+            bad = bytearray(data)
+            bad[i] ^= flip
+            try:
+                usdt.find_targets(ElfFile(bytes(bad), source="bad"), "corebpf_test", "args")
+            except Error:
+                pass
