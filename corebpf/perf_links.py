@@ -29,7 +29,8 @@ BPF_PERF_EVENT = 41
 _EVENT_SOURCE = "/sys/bus/event_source/devices"
 
 
-def _attach_perf_fd(prog_fd: int, pfd: ksys.FD, what: str, cookie: int = 0) -> Link:
+def _attach_perf_fd(prog_fd: int, pfd: ksys.FD, what: str, cookie: int = 0,
+                    cookie_optional: bool = False) -> Link:
     def release_event() -> None:
         # as libbpf: disable and drop the perf event first; a link's close then pays the
         # kernel's single grace period
@@ -43,7 +44,7 @@ def _attach_perf_fd(prog_fd: int, pfd: ksys.FD, what: str, cookie: int = 0) -> L
         link = ksys.link_create(prog_fd, pfd.fd, BPF_PERF_EVENT, 0,
                                 struct.pack("=Q", cookie & (1 << 64) - 1) if cookie else b"")
     except OSError:
-        if cookie:  # the program would read 0: better no attachment than a wrong one
+        if cookie and not cookie_optional:  # the program would read 0: refuse
             pfd.close()
             raise AttachError(f"{what}: this kernel cannot give a BPF cookie to a perf "
                               "event link (5.15+)") from None
@@ -326,12 +327,14 @@ def attach_uprobe(prog_fd: int, binary: str, symbol: str, retprobe: bool = False
 
 def attach_uprobe_offset(prog_fd: int, path: str, offset: int, retprobe: bool = False,
                          pid: int = -1, *, cookie: int = 0, ref_ctr_offset: int = 0,
-                         what: str = "") -> Link:
+                         what: str = "", cookie_optional: bool = False) -> Link:
     """A uprobe at a file offset; ``ref_ctr_offset`` is the file offset of a USDT
-    semaphore the kernel counts up while the probe is attached."""
+    semaphore the kernel counts up while the probe is attached. ``cookie_optional``:
+    on kernels without BPF cookies attach anyway (the caller has another way, as USDT's
+    IP map)."""
     what = what or f"{'uretprobe' if retprobe else 'uprobe'} {path}:{offset:#x}"
     pfd = _probe("uprobe", retprobe, path.encode(), offset, pid, what, ref_ctr_offset)
-    return _attach_perf_fd(prog_fd, pfd, what, cookie)
+    return _attach_perf_fd(prog_fd, pfd, what, cookie, cookie_optional)
 
 
 def attach_perf(program: object, kind: AttachKind, where: str, pid: int) -> Link:

@@ -433,7 +433,7 @@ def attach_usdt(program: Program, binary: str, provider: str, name: str, pid: in
                 ips.append(t.address)
             links.append(attach_uprobe_offset(
                 program.fd.fd, path, t.offset, False, pid, cookie=sid,
-                ref_ctr_offset=t.semaphore_offset,
+                ref_ctr_offset=t.semaphore_offset, cookie_optional=t.address is not None,
                 what=f"{what} (call site at file offset {t.offset:#x})"))
     except OSError as e:
         undo()

@@ -113,6 +113,23 @@ def test_spec_layout() -> None:
     assert struct.unpack_from("=Qh", raw, 192) == (0xABCDEF, 3)
 
 
+def test_spec_layout_is_usdt_bpf_hs() -> None:
+    """Offsets and sizes spec_bytes() writes equal struct __bpf_usdt_spec in the BTF of an
+    object compiled against libbpf's usdt.bpf.h."""
+    from corebpf.btf import types as bt
+
+    btf = ObjectSpec.load(PROGS / "usdt.bpf.o").btf
+    assert btf is not None
+    spec = btf.type(btf.find("__bpf_usdt_spec", bt.Kind.STRUCT))
+    arg = btf.type(btf.find("__bpf_usdt_arg_spec", bt.Kind.STRUCT))
+    assert isinstance(spec, bt.Struct) and isinstance(arg, bt.Struct)
+    assert spec.size == usdt.SPEC_SIZE and arg.size == 16
+    assert {m.name: m.offset // 8 for m in spec.members} == {
+        "args": 0, "usdt_cookie": 16 * usdt.MAX_ARGS, "arg_cnt": 200}
+    assert {m.name: m.offset // 8 for m in arg.members} == {
+        "val_off": 0, "arg_type": 8, "reg_off": 12, "arg_signed": 14, "arg_bitshift": 15}
+
+
 def _readelf_notes(path: Path) -> list[tuple[str, str, int, int, int, str]]:
     out = subprocess.run(["readelf", "-n", str(path)], capture_output=True, text=True,
                          check=True).stdout
