@@ -285,13 +285,15 @@ _NEEDS_TARGET = frozenset({AttachKind.NONE, AttachKind.XDP, AttachKind.TC, Attac
                            AttachKind.UPROBE_MULTI, AttachKind.KSYSCALL})
 
 
-def attach_programs(coll: Collection, targets: dict[str, str] | None = None
-                    ) -> tuple[list[Link], dict[str, str]]:
+def attach_programs(coll: Collection, targets: dict[str, str] | None = None, *,
+                    pid: int = -1) -> tuple[list[Link], dict[str, str]]:
     """Attach every loaded program the way its section says (:func:`attach`), as a libbpf
     skeleton's attach does: programs whose section names no target (``xdp``, ``socket``,
     a bare ``uprobe``) are left out, with the reason. ``targets`` overrides what the
-    section names, by program (``/usr/lib/libreadline.so.8:readline``). On an attach
-    error the links made so far are closed and the error propagates."""
+    section names, by program (``/usr/lib/libreadline.so.8:readline``, for a ``usdt``
+    program ``BINARY:PROVIDER:NAME``); ``pid`` limits uprobes and USDT probes to one
+    process. On an attach error the links made so far are closed and the error
+    propagates."""
     links: list[Link] = []
     skipped: dict[str, str] = {}
     targets = targets or {}
@@ -307,7 +309,9 @@ def attach_programs(coll: Collection, targets: dict[str, str] | None = None
                 skipped[name] = f"section {prog.spec.section!r} names nothing to attach to"
                 continue
             try:
-                links.append(attach(prog, target=target))
+                links.append(attach(prog, target=target,
+                                    pid=pid if kind in (AttachKind.UPROBE, AttachKind.USDT)
+                                    else -1))
             except AttachError as e:
                 raise AttachError(f"{coll.obj.source}: program {name!r} (section "
                                   f"{prog.spec.section!r}): {e}") from None

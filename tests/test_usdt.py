@@ -319,3 +319,32 @@ def test_damaged_notes_raise_corebpf_errors(built: Path) -> None:
                 usdt.find_targets(ElfFile(bytes(bad), source="bad"), "corebpf_test", "args")
             except Error:
                 pass
+
+
+@root_only
+def test_attach_programs_with_usdt_targets(built: Path) -> None:
+    """What `corebpf run --usdt PROG=BINARY:PROVIDER:NAME --pid PID` hands the library:
+    targets by program and a pid; a bare SEC("usdt") without a target is left out."""
+    from corebpf.links import attach_programs
+
+    app = built / "usdt_app"
+    child = subprocess.Popen([str(app)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline() == "ready 0 0\n"
+        with _load() as coll:
+            links, skipped = attach_programs(
+                coll, {"handle": f"{app}:corebpf_test:sema"}, pid=child.pid)
+            assert list(skipped) == ["handle_typed"] and len(links) == 1
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            assert child.stdout.readline() == "1 0\n"
+            assert child.wait(timeout=10) == 0
+            _vals, argc, hits, _cookie, text = _slots(coll)[0]
+            for link in links:
+                link.close()
+        assert (text, argc, hits) == (b"sema", 2, 1)
+    finally:
+        child.kill()
+        child.wait()
