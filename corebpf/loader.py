@@ -60,6 +60,8 @@ BPF_F_XDP_HAS_FRAGS = 1 << 5
 MAP_UPDATE_ANY = 0
 PIN_BY_NAME = 1
 VAR_EXTERN = 2  # BTF_VAR_GLOBAL_EXTERN
+FUNC_GLOBAL = 1  # BTF_FUNC_GLOBAL
+STT_FUNC = 2
 DEFAULT_PIN_ROOT = "/sys/fs/bpf"
 
 # Map types the kernel refuses BTF key/value types for (libbpf clears them too).
@@ -190,6 +192,15 @@ def _fixup_btf(obj: ObjectSpec, kconfig_layout: dict[str, tuple[int, int]],
     kernel lacks (``features``) rewritten as libbpf's bpf_object__sanitize_btf does."""
     assert obj.btf is not None
     b = Builder.from_spec(obj.btf)
+    # global functions of hidden or internal visibility (usdt.bpf.h's __weak __hidden
+    # bpf_usdt_arg & co.) go to the kernel as static, as libbpf's mark_btf_static does,
+    # so the verifier checks them in their caller's context
+    hidden = {s.name for s in obj.elf.symbols
+              if s.type == STT_FUNC and s.bind != 0 and s.visibility in (1, 2)}
+    if hidden:
+        for i, t in enumerate(b.types):
+            if isinstance(t, bt.Func) and t.name in hidden and t.linkage == FUNC_GLOBAL:
+                b.types[i] = bt.Func(t.name, t.type, 0)
     sizes = {s.name: s.size for s in obj.elf.sections}
     syms = {s.name: s.value for s in obj.elf.symbols if s.name and s.shndx not in (0, 0xFFF1)}
     for i, t in enumerate(b.types):

@@ -327,7 +327,8 @@ def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
         rodata: Mapping[str, str] | None = None, event_type: str | None = None,
         btf: CoreBTF | None = None, out: TextIO | None = None,
         err: TextIO | None = None, stop_event: threading.Event | None = None,
-        bundle: str | os.PathLike[str] | None = None, verbose: bool = False) -> int:
+        bundle: str | os.PathLike[str] | None = None, verbose: bool = False,
+        targets: Mapping[str, str] | None = None, pid: int = -1) -> int:
     """Load ``obj_path`` (CO-RE against ``btf``, one BTF or several searched in order as
     :func:`corebpf.loader.load` takes them; default the running kernel's BTF, else
     this machine's entry of ``bundle``, a corebpf BTF bundle) with the
@@ -336,7 +337,9 @@ def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
     ``duration`` seconds pass or SIGINT/SIGTERM arrives, then one JSON object with its
     globals and hash/array maps. Everything is closed on return; returns 0. A program
     the verifier refuses is an error ending with the verifier log's tail (``verbose``:
-    all of it).
+    all of it). ``targets`` attaches programs by name elsewhere than their section says
+    (a bare ``uprobe``: ``BINARY:FUNC[+OFF]``; ``usdt``: ``BINARY:PROVIDER:NAME``), and
+    ``pid`` limits uprobes and USDT probes to one process.
 
     Signals only reach the main thread: from another thread, stop a run with
     ``stop_event`` (checked at least twice a second) or ``duration``."""
@@ -377,7 +380,11 @@ def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
                 ep.register(pb.fileno(), select.EPOLLIN)
         if len(rings):
             ep.register(rings.fileno(), select.EPOLLIN)
-        links, skipped = attach_programs(coll)
+        unknown = sorted(set(targets or {}) - set(coll.programs))
+        if unknown:
+            raise RunError(f"{obj.source}: no loaded program {unknown[0]!r} to attach "
+                           f"(programs: {', '.join(coll.programs) or 'none'})")
+        links, skipped = attach_programs(coll, dict(targets or {}), pid=pid)
         for link in links:
             stack.callback(link.close)
         for name, why in skipped.items():

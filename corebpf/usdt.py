@@ -27,7 +27,6 @@ from .links import Link
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .loader import Collection, LoadedMap, Program
-    from .obj import ObjectSpec
 
 NOTE_SECTION = ".note.stapsdt"
 BASE_SECTION = ".stapsdt.base"
@@ -294,25 +293,6 @@ def find_targets(elf: ElfFile, provider: str, name: str, *, pid: int = -1,
     return out
 
 
-def mark_hidden_static(obj: ObjectSpec) -> int:
-    """Global functions of hidden visibility (usdt.bpf.h's ``__weak __hidden``
-    bpf_usdt_arg & co.) become static in the object's BTF, as libbpf's mark_btf_static
-    does, so the verifier checks them in their caller's context. Returns how many."""
-    from .btf import types as bt
-
-    if obj.btf is None:
-        return 0
-    hidden = {s.name for s in obj.elf.symbols
-              if s.type == 2 and s.bind != 0 and s.visibility in (1, 2)}
-    n = 0
-    for i in range(1, len(obj.btf)):
-        t = obj.btf.type(i)
-        if isinstance(t, bt.Func) and t.name in hidden and t.linkage == 1:
-            t.linkage = 0
-            n += 1
-    return n
-
-
 # -- attaching ------------------------------------------------------------------------
 
 
@@ -465,7 +445,6 @@ __all__ = [
     "attach_target",
     "attach_usdt",
     "find_targets",
-    "mark_hidden_static",
     "parse_args",
     "read_notes",
     "spec_bytes",

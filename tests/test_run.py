@@ -460,3 +460,27 @@ def test_btf_is_repeatable(tmp_path: Path) -> None:
     got = json.loads(r.stdout.splitlines()[-1])["globals"][".bss"]["results"]
     assert {k: got[k] for k in expected(APP_V1)} == expected(APP_V1)
     assert got["pid_ok"] > 0 and got["pid_bad"] == 0
+
+
+def test_uprobe_target_from_the_command_line() -> None:
+    """--uprobe PROG=BINARY:FUNC attaches a bare SEC("uprobe") program (here in libc, by
+    library name) and --pid limits it to one process; an unknown PROG lists the
+    programs."""
+    obj = str(PROGS / "uprobe.bpf.o")
+    child = subprocess.Popen([sys.executable, "-c", "import os, time\ntime.sleep(1.5)\n"
+                       "for _ in range(50): os.getppid()\ntime.sleep(1)"])
+    try:
+        r = subprocess.run([sys.executable, "-m", "corebpf", "run", obj, "--duration", "2.5",
+                     "--uprobe", "on_entry=libc.so.6:getppid", "--pid", str(child.pid)],
+                    capture_output=True, text=True, timeout=60)
+    finally:
+        child.wait()
+    assert r.returncode == 0, r.stderr
+    assert "'on_return' not attached" in r.stderr
+    final = json.loads(r.stdout.splitlines()[-1])
+    assert final["globals"][".bss"]["entry_hits"] == 50
+    r = subprocess.run([sys.executable, "-m", "corebpf", "run", obj, "--duration", "0",
+                 "--uprobe", "nosuch=libc.so.6:getppid"], capture_output=True, text=True,
+                timeout=60)
+    assert r.returncode == 1 and "no loaded program 'nosuch'" in r.stderr
+    assert "on_entry" in r.stderr and "Traceback" not in r.stderr

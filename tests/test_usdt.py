@@ -173,9 +173,7 @@ SLOT = struct.Struct("=12qqqq32s")
 
 
 def _load() -> Collection:
-    obj = ObjectSpec.load(PROGS / "usdt.bpf.o")
-    usdt.mark_hidden_static(obj)  # until the loader does it (libbpf's mark_btf_static)
-    return load(obj)
+    return load(ObjectSpec.load(PROGS / "usdt.bpf.o"))
 
 
 def _slots(coll: Collection) -> list[tuple[list[int], int, int, int, bytes]]:

@@ -63,10 +63,27 @@ def register(sub: Any) -> None:
     p.add_argument("--bundle", metavar="BUNDLE",
                    help="BTF bundle (corebpf archive bundle) for a kernel without BTF of "
                    "its own; the kernel's BTF is used when it has one")
+    p.add_argument("--uprobe", dest="targets", action="append", default=[],
+                   type=_target, metavar="PROG=BINARY:FUNC[+OFF]",
+                   help="attach program PROG (a bare SEC(\"uprobe\") or uretprobe) there; "
+                   "BINARY may be a library name (libc.so.6) (repeatable)")
+    p.add_argument("--usdt", dest="targets", action="append", type=_target,
+                   metavar="PROG=BINARY:PROVIDER:NAME",
+                   help="attach program PROG (a bare SEC(\"usdt\")) to that USDT probe "
+                   "(repeatable)")
+    p.add_argument("--pid", type=int, default=-1, metavar="PID",
+                   help="uprobes and USDT probes fire for this process only")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="on a verifier refusal, print the whole verifier log (default: its "
                    "last 20 lines)")
     p.set_defaults(func=run_run)
+
+
+def _target(text: str) -> tuple[str, str]:
+    prog, sep, where = text.partition("=")
+    if not sep or not prog.strip() or not where.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected PROG=WHERE")
+    return prog.strip(), where.strip()
 
 
 def run_run(args: argparse.Namespace) -> int:
@@ -74,4 +91,4 @@ def run_run(args: argparse.Namespace) -> int:
 
     return run(args.object, duration=args.duration, rodata=parse_assignments(args.sets),
                event_type=args.event_type, btf=args.btf, bundle=args.bundle,
-               verbose=args.verbose)
+               verbose=args.verbose, targets=dict(args.targets), pid=args.pid)
