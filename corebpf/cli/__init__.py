@@ -36,6 +36,21 @@ class _Formatter(argparse.HelpFormatter):
         super().__init__(prog, indent_increment, max_help_position, width)
 
 
+def seconds_arg(text: str) -> float:
+    """argparse type for durations: a finite, non-negative number of seconds (a usage
+    error otherwise: -1 would end at once, nan never)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number of seconds "
+                                         ">= 0")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """Every (sub)parser formats with :class:`_Formatter` (subparsers take the parent's
     class)."""
@@ -96,4 +111,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "seconds_arg"]

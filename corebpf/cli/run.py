@@ -4,24 +4,13 @@ then its globals and maps (the logic is :func:`corebpf.run.run`)."""
 from __future__ import annotations
 
 import argparse
-import math
+
+from . import seconds_arg
 
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from typing import Any
-
-
-def _seconds(text: str) -> float:
-    """argparse type: a finite, non-negative number of seconds (usage error otherwise)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number of seconds "
-                                         ">= 0")
-    return value
 
 
 def _assignment(text: str) -> str:
@@ -45,7 +34,7 @@ def register(sub: Any) -> None:
         "and the hash/array maps, then exit 0. A program the verifier refuses is reported "
         "with the end of the verifier log (-v: all of it).")
     p.add_argument("object", metavar="OBJ", help="clang-built BPF object")
-    p.add_argument("--duration", type=_seconds, metavar="SECONDS",
+    p.add_argument("--duration", type=seconds_arg, metavar="SECONDS",
                    help="stop after this long (default: run until Ctrl-C)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
                    type=_assignment,

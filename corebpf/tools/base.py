@@ -266,6 +266,8 @@ def _formatter() -> Any:
 
 
 def parser_for(tool: type[Tool]) -> argparse.ArgumentParser:
+    from ..cli import seconds_arg
+
     p = argparse.ArgumentParser(prog=f"corebpf tool {tool.name}", description=tool.doc,
                                 epilog=tool.examples, formatter_class=_formatter())
     tool.add_arguments(p)
@@ -288,7 +290,7 @@ def parser_for(tool: type[Tool]) -> argparse.ArgumentParser:
                    "first describes this kernel, each further one is searched after it for "
                    "types it has no candidate for (an application's or library's BTF)")
     if not tool.owns_duration:
-        g.add_argument("--duration", type=_duration, metavar="SECONDS",
+        g.add_argument("--duration", type=seconds_arg, metavar="SECONDS",
                        help="stop after this many seconds (default: at Ctrl-C or SIGTERM)")
     g.add_argument("--perf-buffer", action="store_true",
                    help="read events through a perf buffer even where the kernel has ring "
@@ -312,18 +314,6 @@ def strtol(text: str, message: str) -> int:
     v = sign * int(digits) if digits else 0
     if not -_LONG <= v < _LONG:
         raise argparse.ArgumentTypeError(message)
-    return v
-
-
-def _duration(text: str) -> float:
-    import math
-
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(v) or v < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: seconds must be finite and >= 0")
     return v
 
 
