@@ -404,7 +404,7 @@ class EventBuffer(MapView[int, int], Generic[E]):
                     wait = deadline - time.monotonic()
                     if wait <= 0:
                         return
-                self._skel._wait([self], wait)
+                _wait([self], wait)
         finally:
             self._callback = cb
 
@@ -694,15 +694,6 @@ class Skeleton:
 
     # -- events -------------------------------------------------------------------------
 
-    def _wait(self, buffers: list[EventBuffer[Any]], timeout: float) -> None:
-        ep = select.epoll()
-        try:
-            for b in buffers:
-                ep.register(b.reader().fileno(), select.EPOLLIN)
-            ep.poll(timeout)
-        finally:
-            ep.close()
-
     def poll(self, timeout: float | None = None) -> int:
         """Wait up to ``timeout`` seconds (None: forever) for records in any event map with
         a callback (:meth:`EventBuffer.on_event`), deliver them; returns how many."""
@@ -712,23 +703,14 @@ class Skeleton:
         n = sum(b.consume() for b in bufs)
         if n:
             return n
-        if self._epoll is None:
-            self._epoll = select.epoll()
-            for b in bufs:
-                self._epoll.register(b.reader().fileno(), select.EPOLLIN)
-        self._epoll.poll(-1.0 if timeout is None else timeout)
+        _wait(bufs, -1.0 if timeout is None else timeout)
         return sum(b.consume() for b in bufs)
-
-    _epoll: select.epoll | None = None
 
     # -- close --------------------------------------------------------------------------
 
     def close(self) -> None:
         """Detach, stop readers, close every map and program (libbpf's destroy)."""
         self.detach()
-        if self._epoll is not None:
-            self._epoll.close()
-            self._epoll = None
         for v in self.maps:
             v.close()
         for section, view in list(self.sections.items()):
@@ -750,6 +732,14 @@ class Skeleton:
     def __repr__(self) -> str:
         state = "loaded" if self.collection is not None else "open"
         return f"{type(self).__name__}({self.obj.source!r}, {state})"
+
+
+def _wait(buffers: list[EventBuffer[Any]], timeout: float) -> None:
+    """Until one of the buffers' readers has records, or ``timeout`` seconds (< 0:
+    forever). Each reader's fd is already an epoll of its rings: one select over them,
+    nothing to set up or keep in step with the callbacks set."""
+    select.select([b.reader().fileno() for b in buffers], [], [],
+                  None if timeout < 0 else timeout)
 
 
 # -- classes for the object's types -------------------------------------------------------
