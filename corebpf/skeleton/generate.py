@@ -86,18 +86,7 @@ def _reachable(spec: Spec, roots: list[int]) -> set[int]:
         if tid in seen or tid == 0:
             continue
         seen.add(tid)
-        t = spec.type(tid)
-        if isinstance(t, bt.Struct | bt.Union):
-            stack.extend(m.type for m in t.members)
-        elif isinstance(t, bt.Array):
-            stack.extend((t.type, t.index_type))
-        elif isinstance(t, bt.FuncProto):
-            stack.append(t.return_type)
-            stack.extend(p.type for p in t.params)
-        elif isinstance(t, bt.Datasec):
-            stack.extend(v.type for v in t.vars)
-        elif hasattr(t, "type"):
-            stack.append(t.type)
+        stack.extend(bt.referenced_ids(spec.type(tid)))
     return seen
 
 
