@@ -4,9 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# libbpf-tools: the C tools the ready tools are compared with, row for row
-APT_PACKAGES=(python3-venv clang-19 llvm-19 bpftool libbpf-dev dwarves make gcc xz-utils iproute2
-              libbpf-tools util-linux coreutils bash systemtap-sdt-dev)
+# Peers the tests compare with: libbpf-tools (the C tools, row for row), bpftool, pahole
+# (dwarves), bpftrace (USDT probe lists), libbpf itself (libbpf-dev); g++ for C++ DWARF;
+# systemtap-sdt-dev for USDT probes
+APT_PACKAGES=(python3-venv clang-19 llvm-19 bpftool libbpf-dev dwarves make gcc g++ xz-utils
+              iproute2 libbpf-tools bpftrace util-linux coreutils bash systemtap-sdt-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
