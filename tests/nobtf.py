@@ -28,7 +28,9 @@ _SCRIPT = """set -e
 for d in "$@"; do
   [ "$d" = -- ] && break
   shift
-  if [ -d "$d" ]; then mount -t tmpfs -o size=64k,mode=0755 corebpf-nobtf "$d"; fi
+  if [ -d "$d" ]; then
+    mount -t tmpfs -o "size=$COREBPF_NOBTF_TMPFS_SIZE,mode=0755" corebpf-nobtf "$d"
+  fi
 done
 shift
 mount --bind "$COREBPF_NOBTF_OS_RELEASE" /etc/os-release
@@ -58,9 +60,12 @@ def os_release_text(distro: str, version: str) -> str:
 
 def run_without_btf(argv: Sequence[str], os_release: str | Path, *,
                     env: Mapping[str, str] | None = None, timeout: float = 60,
-                    cwd: str | Path | None = None) -> subprocess.CompletedProcess[str]:
+                    cwd: str | Path | None = None, tmpfs_size: str = "64k"
+                    ) -> subprocess.CompletedProcess[str]:
     """``argv`` in the no-BTF namespace, with /etc/os-release replaced by the file
-    ``os_release`` (write one with :func:`os_release_text`); output captured as text."""
+    ``os_release`` (write one with :func:`os_release_text`); output captured as text.
+    ``tmpfs_size`` bounds each hiding tmpfs (``mount -o size=``): a test that writes a
+    vmlinux into /boot there needs megabytes."""
     release = os.uname().release
     hidden = [d.format(r=release) for d in _HIDDEN]
     # every place select_core_btf (and libbpf) looks must be under a hidden directory
@@ -68,7 +73,8 @@ def run_without_btf(argv: Sequence[str], os_release: str | Path, *,
         path = template.format(r=release)
         assert any(path.startswith(h + "/") for h in hidden), path
     full_env = dict(os.environ if env is None else env,
-                    COREBPF_NOBTF_OS_RELEASE=str(os_release))
+                    COREBPF_NOBTF_OS_RELEASE=str(os_release),
+                    COREBPF_NOBTF_TMPFS_SIZE=tmpfs_size)
     return subprocess.run(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c", _SCRIPT,
          "corebpf-nobtf", *hidden, "--", *argv],
