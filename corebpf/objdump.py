@@ -5,17 +5,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ._text import plural
 from .asm import decode, disassemble
 from .core.relo import CoreError, parse_spec
 from .errors import BTFError
-from .obj import ObjectSpec, RelocKind
+from .obj import MapType, ObjectSpec, RelocKind
+
+
+def map_type_name(value: int) -> str:
+    """bpftool's name of a map type (``ringbuf``), or ``type N`` for one newer than us."""
+    try:
+        return MapType(value).name.lower()
+    except ValueError:
+        return f"type {value}"
 
 
 def dump_object(obj: ObjectSpec, write: Callable[[str], object]) -> None:
-    write(f"{obj.source}: license {obj.license!r}, {len(obj.programs)} programs, "
-          f"{len(obj.maps)} maps\n")
+    write(f"{obj.source}: license {obj.license!r}, {plural(len(obj.programs), 'program')}, "
+          f"{plural(len(obj.maps), 'map')}\n")
     for m in obj.maps.values():
-        what = "data" if m.is_data else f"type {m.type}"
+        what = "data" if m.is_data else map_type_name(m.type)
         write(f"map {m.name}: {what} key {m.key_size} value {m.value_size} "
               f"max_entries {m.max_entries} flags {m.flags:#x}\n")
     for p in obj.programs.values():

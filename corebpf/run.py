@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack
 
+from ._text import plural
 from .btf import Spec
 from .btf import types as bt
 from .btf.codec import CodecError, codec
@@ -389,9 +390,9 @@ def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
             stack.callback(link.close)
         for name, why in skipped.items():
             print(f"corebpf run: program {name!r} not attached: {why}", file=err)
-        print(f"corebpf run: {len(links)} program(s) attached, reading {len(readers)} "
-              f"map(s); {'Ctrl-C' if duration is None else f'{duration:g} s or Ctrl-C'} "
-              "stops", file=err)
+        until = "Ctrl-C" if duration is None else f"{duration:g} s or Ctrl-C"
+        print(f"corebpf run: {plural(len(links), 'program')} attached, reading "
+              f"{plural(len(readers), 'map')}; {until} stops", file=err)
         err.flush()
 
         def drain() -> None:

@@ -198,8 +198,8 @@ def test_corebpf_run(gcc_built: Built, kind: str, ver: str, regs_di_off: int) ->
         try:
             assert run.stderr is not None
             lines: list[str] = []
-            # "N program(s) attached" comes once it is listening
-            while "program(s) attached" not in (line := run.stderr.readline()):
+            # "N programs attached" comes once it is listening
+            while " attached, reading " not in (line := run.stderr.readline()):
                 assert line, f"corebpf run ended: {''.join(lines)}"
                 lines.append(line)
             go(child)

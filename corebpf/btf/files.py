@@ -64,6 +64,9 @@ def _from_tar(data: bytes, source: str) -> tuple[bytes, str]:
         raise BTFError(f"corrupt tarball: {e}", source=source) from None
 
 
+_BTF_MAGICS = (b"\x9f\xeb", b"\xeb\x9f")
+
+
 def _is_tar(data: bytes) -> bool:
     return len(data) >= 262 and data[257:262] == b"ustar"
 
@@ -84,8 +87,13 @@ def unwrap(data: bytes, source: str = "<bytes>") -> tuple[bytes, str]:
                 return bytes(elf.section_data(sec)), source
             except ElfError as e:
                 raise BTFError(str(e)) from None
-        else:
+        elif data[:2] in _BTF_MAGICS:
             return data, source
+        else:
+            raise BTFError(f"not BTF (starts with {data[:4].hex() or 'nothing'}): expected raw "
+                           "BTF (magic 0xeb9f), an ELF file with a .BTF section (vmlinux, "
+                           "module, BPF object), either compressed (.xz, .gz), or a BTFHub "
+                           ".btf.tar.xz", source=source)
     raise BTFError("too many nested containers", source=source)
 
 

@@ -10,7 +10,15 @@ from .object import (
     RelocType,
     VariableSpec,
 )
-from .sections import SECTION_DEFS, AttachKind, AttachType, ProgramType, SectionDef, section_def
+from .sections import (
+    SECTION_DEFS,
+    AttachKind,
+    AttachType,
+    MapType,
+    ProgramType,
+    SectionDef,
+    section_def,
+)
 
 __all__ = [
     "SECTION_DEFS",
@@ -22,6 +30,7 @@ __all__ = [
     "FuncInfo",
     "LineInfo",
     "MapSpec",
+    "MapType",
     "ObjectSpec",
     "ProgramSpec",
     "ProgramType",

@@ -213,8 +213,8 @@ def test_containers(tmp_path) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(
     ("blob", "match"),
     [
-        (b"", "too short"),
-        (b"\x00" * 24, "bad magic"),
+        (b"", "not BTF .starts with nothing.: expected raw BTF"),
+        (b"\x00" * 24, "not BTF .starts with 00000000."),
         (struct.pack("<HBBIIIII", 0xEB9F, 2, 0, 24, 0, 0, 0, 1) + b"\0", "version"),
         (struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, 12, 12, 1) + b"\0", "type section"),
         (struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, 0, 0, 2) + b"\0a", "NUL-terminated"),

@@ -19,7 +19,7 @@ def test_obj_dump_annotates_core_relocations() -> None:
     assert out.returncode == 0, out.stderr
     assert "(85) call bpf_get_current_task#35" in out.stdout
     assert "CO-RE relo #0: <byte_off>" in out.stdout and "task_struct.real_parent" in out.stdout
-    assert "map events: type 27" in out.stdout
+    assert "map events: ringbuf" in out.stdout
 
 
 def test_core_relocate_json_schema() -> None:
