@@ -43,12 +43,14 @@ __all__ = [
     "attach_programs",
     "dump_maps",
     "event_decoder",
+    "event_type_id",
     "parse_assignments",
     "parse_value",
     "read_globals",
     "rodata_values",
     "run",
     "to_json",
+    "untyped_hint",
 ]
 
 #: Map types whose contents are dumped at exit (hash, array, their per-CPU and LRU
@@ -190,25 +192,41 @@ def _find_struct(spec: Spec, name: str) -> int:
     return 0
 
 
-def event_decoder(obj: ObjectSpec, m: MapSpec,
-                  event_type: str | None = None) -> Callable[[bytes], dict[str, Any]]:
-    """How records of ring/perf map ``m`` become JSON: as ``event_type`` (a struct of the
-    object's BTF), else the map's BTF value type if it is a struct, else a struct named
-    ``event`` (libbpf-tools' convention) if the object has one; records that are
-    shorter than the type, or without a type, as ``{"data": hex}``."""
+def event_type_id(obj: ObjectSpec, m: MapSpec, event_type: str | None = None) -> int:
+    """The BTF type records of ring/perf map ``m`` are decoded as (0: none): ``event_type``
+    (a struct of the object's BTF), else the map's BTF value type if it is a struct, else
+    a struct named ``event`` (libbpf-tools' convention) if the object has one."""
     spec = obj.btf
-    tid = 0
     if event_type is not None:
         tid = _find_struct(spec, event_type) if spec is not None else 0
         if not tid:
             raise RunError(f"{obj.source}: --event-type {event_type!r}: the object's BTF has "
                            "no such struct or union")
-    elif spec is not None:
-        if m.value_type_id and isinstance(spec.type(spec.resolve(m.value_type_id)),
-                                          bt.Struct | bt.Union):
-            tid = m.value_type_id
-        else:
-            tid = _find_struct(spec, "event")
+        return tid
+    if spec is None:
+        return 0
+    if m.value_type_id and isinstance(spec.type(spec.resolve(m.value_type_id)),
+                                      bt.Struct | bt.Union):
+        return m.value_type_id
+    return _find_struct(spec, "event")
+
+
+def untyped_hint(obj: ObjectSpec, m: MapSpec) -> str:
+    """What to tell a user whose records print as hex: how to give them a type."""
+    kind = "ring buffer" if m.type == MAP_TYPE_RINGBUF else "perf event array"
+    return (f"{obj.source}: {kind} {m.name!r}: its records have no type in the object's "
+            "BTF, so they print as hex; give them one with `__type(value, struct X);` in "
+            "the map's definition, or an unused global of it (`struct X *unused_x;`) and "
+            "--event-type X, or name the struct `event`")
+
+
+def event_decoder(obj: ObjectSpec, m: MapSpec,
+                  event_type: str | None = None) -> Callable[[bytes], dict[str, Any]]:
+    """How records of ring/perf map ``m`` become JSON: through :func:`event_type_id`'s
+    type; records that are shorter than the type, or without a type, as
+    ``{"data": hex}``."""
+    spec = obj.btf
+    tid = event_type_id(obj, m, event_type)
     if spec is None or not tid:
         return lambda data: {"data": data.hex()}
     c = codec(spec, tid)
@@ -353,6 +371,9 @@ def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
     readers = [m for m in obj.maps.values() if m.type in (MAP_TYPE_RINGBUF,
                                                            MAP_TYPE_PERF_EVENT_ARRAY)]
     decoders = {m.name: event_decoder(obj, m, event_type) for m in readers}
+    for m in readers:
+        if not event_type_id(obj, m, event_type):
+            print(f"corebpf run: {untyped_hint(obj, m)}", file=err)
     if event_type is not None and not readers:
         print(f"corebpf run: {obj.source} has no ring buffer or perf event array; "
               "--event-type is unused", file=err)

@@ -413,6 +413,19 @@ def test_typed_ring_and_perf_maps_run() -> None:
 
 
 @needs_root
+def test_untyped_records_say_how_to_type_them(capsys: pytest.CaptureFixture[str]) -> None:
+    """A ring buffer whose records have no BTF type prints hex, and says once, before
+    anything runs, how to give them one; typed maps say nothing."""
+    assert main(["run", str(PROGS / "snoop.bpf.o"), "--duration", "0"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("its records have no type") == 1
+    assert "ring buffer 'opens'" in err and "__type(value, struct X)" in err
+    assert "--event-type" in err
+    assert main(["run", str(PROGS / "events.bpf.o"), "--duration", "0"]) == 0
+    assert "no type" not in capsys.readouterr().err
+
+
+@needs_root
 def test_verifier_refusal_shows_the_log(capsys: pytest.CaptureFixture[str]) -> None:
     bad = str(PROGS / "verifier_bad.bpf.o")
     assert main(["run", bad, "--duration", "0"]) == 1
