@@ -59,6 +59,46 @@ def register(sub: Any) -> None:
                        help="drop EXTRA types identical to an earlier type (same-named "
                        "types with different layouts all stay)")
     merge.set_defaults(func=run_merge)
+    inst = bsub.add_parser(
+        "install", help="write this machine's BTF where unmodified libbpf tools find it",
+        description="Write this machine's BTF as an ELF file with a .BTF section to "
+        "/boot/vmlinux-$(uname -r) (libbpf's first vmlinux path, as Inspektor Gadget does) "
+        "or --path, atomically, marked as corebpf's. The BTF comes from --from (a BTF file "
+        "in any container corebpf reads, or a corebpf bundle: its entry for this machine), "
+        "--service (the kernel's BTF from a BTF service), else the kernel's own, a vmlinux "
+        "on disk, or the tools' bundle. A file there that corebpf did not write is not "
+        "replaced without --force.")
+    src = inst.add_mutually_exclusive_group()
+    src.add_argument("--from", dest="source", metavar="FILE|BUNDLE",
+                     help="BTF file (raw, ELF, .btf.tar.xz, .xz, .gz, kernel .deb) or bundle")
+    src.add_argument("--service", metavar="URL", help="BTF service (corebpf serve)")
+    inst.add_argument("--path", metavar="P",
+                      help="where to write (default: /boot/vmlinux-RELEASE)")
+    inst.add_argument("--force", action="store_true",
+                      help="replace a file corebpf did not write; install BTF that differs "
+                      "from the kernel's own")
+    _key_options(inst)
+    inst.set_defaults(func=run_install)
+    uninst = bsub.add_parser(
+        "uninstall", help="remove what `corebpf btf install` wrote",
+        description="Remove the file `corebpf btf install` wrote (only corebpf's own, "
+        "unless --force).")
+    uninst.add_argument("--path", metavar="P",
+                        help="file to remove (default: /boot/vmlinux-RELEASE)")
+    uninst.add_argument("--release", help="kernel release (default: uname -r)")
+    uninst.add_argument("--force", action="store_true",
+                        help="remove the file even if corebpf did not write it")
+    uninst.set_defaults(func=run_uninstall)
+
+
+def _key_options(p: argparse.ArgumentParser) -> None:
+    """The machine looked up in a bundle or the service (each part defaults to this
+    machine's)."""
+    p.add_argument("--distro", help="os-release ID (default: this machine's)")
+    p.add_argument("--distro-version", dest="version",
+                   help="os-release VERSION_ID (default: this machine's)")
+    p.add_argument("--arch", help="architecture (default: uname -m)")
+    p.add_argument("--release", help="kernel release (default: uname -r)")
 
 
 def run_dump(args: argparse.Namespace) -> int:
@@ -125,4 +165,27 @@ def run_from_dwarf(args: argparse.Namespace) -> int:
         from ..errors import DWARFError
 
         raise DWARFError(f"{out}: cannot write: {e.strerror or e}") from None
+    return 0
+
+
+def run_install(args: argparse.Namespace) -> int:
+    from ..archive.install import install_btf
+
+    r = install_btf(args.source, service=args.service, path=args.path, force=args.force,
+                    distro=args.distro, version=args.version, arch=args.arch,
+                    release=args.release)
+    for w in r.warnings:
+        print(f"corebpf: warning: {w}", file=sys.stderr)
+    before = {None: "", "corebpf": ", replacing corebpf's earlier file"}.get(
+        r.replaced, f", replacing {r.replaced}")
+    print(f"{r.path}: BTF of {'/'.join(r.key)} from {r.source} ({r.btf_size} bytes, "
+          f"sha256 {r.btf_sha256[:16]}){before}")
+    return 0
+
+
+def run_uninstall(args: argparse.Namespace) -> int:
+    from ..archive.install import uninstall_btf
+
+    path, note = uninstall_btf(args.path, force=args.force, release=args.release)
+    print(f"removed {path}" + (f" (BTF from {note.get('source')})" if note else ""))
     return 0
