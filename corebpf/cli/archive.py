@@ -75,6 +75,30 @@ def register(sub: Any) -> None:
                    help="largest member written (default 256 MiB)")
     p.set_defaults(func=run_extract)
 
+    p = asub.add_parser("fetch", help="this machine's BTF from a BTF service, whole or "
+                        "minimized for objects",
+                        description="Ask a BTF service (corebpf serve, or a btfhub-online "
+                        "compatible one) for this machine's BTF, looked up by /etc/os-release "
+                        "(ID, VERSION_ID), the architecture and uname -r, each overridable: "
+                        "the kernel's whole BTF, or with --object minimized for those "
+                        "objects. Written as raw BTF. Answers are cached (revalidated with "
+                        "the service's ETag; used as they are when it cannot be reached).")
+    p.add_argument("--service", required=True, metavar="URL",
+                   help="the service, e.g. http://127.0.0.1:8080")
+    p.add_argument("--object", dest="objects", action="append", metavar="OBJ",
+                   help="clang-built BPF object to minimize for (repeatable)")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="raw BTF out (default: RELEASE.btf; '-' for stdout)")
+    p.add_argument("--distro", help="os-release ID (default: this machine's)")
+    p.add_argument("--distro-version", dest="version",
+                   help="os-release VERSION_ID (default: this machine's)")
+    p.add_argument("--arch", help="architecture (default: uname -m)")
+    p.add_argument("--release", help="kernel release (default: uname -r)")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="per request (default 60)")
+    p.add_argument("--no-cache", action="store_true", help="neither use nor fill the cache")
+    p.set_defaults(func=run_fetch)
+
 
 def run_index(args: argparse.Namespace) -> int:
     from ..archive.index import build_index
@@ -159,3 +183,24 @@ def run_extract(args: argparse.Namespace) -> int:
         print(f"corebpf: refused {name!r}: {why}", file=sys.stderr)
     print(f"{len(report.written)} files written to {args.dest}")
     return 1 if report.refused else 0
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    from ..archive.service import ServiceClient, write_atomic
+    from ..archive.sources import machine_key
+
+    key = machine_key(args.distro, args.version, args.arch, args.release)
+    client = ServiceClient(args.service, timeout=args.timeout, cache=not args.no_cache)
+    got = client.fetch(key, args.objects or ())
+    out = args.output or f"{key[3]}.btf"
+    if out == "-":
+        sys.stdout.buffer.write(got.btf)
+        sys.stdout.flush()
+    else:
+        write_atomic(out, got.btf)
+    what = f"minimized for {len(args.objects)} object(s)" if args.objects else "whole"
+    how = {"network": "fetched", "revalidated": "cached copy, current",
+           "stale": "cached copy: the service cannot be reached"}[got.origin]
+    print(f"{out}: {len(got.btf)} bytes of raw BTF of {'/'.join(got.key)} ({what}) from "
+          f"{client.url} ({how})", file=sys.stderr if out == "-" else sys.stdout)
+    return 0
