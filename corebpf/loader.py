@@ -45,6 +45,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from .archive.service import ServiceClient
     from .globals import Variable
     from .maps import Map
 
@@ -765,7 +766,8 @@ def load(obj: ObjectSpec | str | os.PathLike[str], *,
          pin_root: str = DEFAULT_PIN_ROOT, programs: Iterable[str] | None = None,
          log_level: int = 0, bundle: str | os.PathLike[str] | None = None,
          btf_features: BTFFeatures | None = None,
-         verifier_log_lines: int | None = 20) -> Collection:
+         verifier_log_lines: int | None = 20,
+         service: str | ServiceClient | None = None) -> Collection:
     """Load an object into the kernel.
 
     ``btf`` is the BTF CO-RE relocates against (a Spec or a path in any container);
@@ -774,7 +776,11 @@ def load(obj: ObjectSpec | str | os.PathLike[str], *,
     ``[user_btf, KERNEL_BTF]`` takes ``struct data`` from the user BTF and kernel types
     from the kernel's; the running kernel is searched only if listed. ``bundle`` (a
     corebpf BTF bundle) is for kernels without BTF of their own: the kernel's BTF is used
-    when it has one, else this machine's entry of the bundle. ``rodata`` sets read-only
+    when it has one, else this machine's entry of the bundle. ``service`` (a BTF service
+    URL, ``corebpf serve``, or a :class:`corebpf.archive.service.ServiceClient`) comes
+    last: on a kernel without BTF whose bundle (if any) has no entry for it, the
+    service's BTF of this kernel minimized for this object, cached locally (opt-in: no
+    request is made otherwise). ``rodata`` sets read-only
     globals (``const volatile``) before load, by name, each value checked against the
     variable's BTF type as :func:`corebpf.globals.encode_variable` does (a VariableError
     names the variable, its section and type, or lists the read-only globals for an
@@ -787,12 +793,11 @@ def load(obj: ObjectSpec | str | os.PathLike[str], *,
     """
     spec = obj if isinstance(obj, ObjectSpec) else ObjectSpec.load(obj)
     core_btf = core_targets(btf)
-    if core_btf is None and bundle is not None:
-        from .archive.bundle import core_btf_for
-        from .btf import from_bytes
+    if core_btf is None and (bundle is not None or service is not None):
+        from .archive.bundle import select_core_btf
 
-        found = core_btf_for(bundle)
-        core_btf = None if found is None else from_bytes(found, source=os.fspath(bundle))
+        choice = select_core_btf(bundle=bundle, service=service, objects=[spec])
+        core_btf = None if choice.kind == "kernel" else choice.spec
     return Loader(spec, core_btf=core_btf, rodata=rodata, kconfig=kconfig, pin_root=pin_root,
                   programs=programs, log_level=log_level, btf_features=btf_features,
                   log_lines=verifier_log_lines).run()

@@ -39,6 +39,7 @@ from .sources import (
 
 if TYPE_CHECKING:
     from ..btf.spec import Spec
+    from .service import ServiceClient
 
 BUNDLE_FORMAT = "corebpf-btf-bundle"
 BUNDLE_VERSION = 1
@@ -384,7 +385,7 @@ class CoreBTFChoice:
 
     spec: Spec
     #: "explicit" (the caller's), "kernel" (/sys/kernel/btf/vmlinux), "vmlinux" (an ELF
-    #: on disk) or "bundle"
+    #: on disk), "bundle" or "service"
     kind: str
     #: for a human: the file, or "bundle B entry distro/version/arch/release (rule)"
     source: str
@@ -427,16 +428,21 @@ def select_core_btf(btf: Spec | str | os.PathLike[str] | None = None,
                     kernel_btf: str = "/sys/kernel/btf/vmlinux",
                     vmlinux_paths: Sequence[str] = VMLINUX_PATHS,
                     distro: str | None = None, version: str | None = None,
-                    arch: str | None = None, release: str | None = None) -> CoreBTFChoice:
+                    arch: str | None = None, release: str | None = None,
+                    service: str | ServiceClient | None = None,
+                    objects: Sequence[Any] = ()) -> CoreBTFChoice:
     """Decide the BTF that describes this kernel for CO-RE, in libbpf's order and then
     the bundle's: ``btf`` when given (a Spec, or a path in any container); the kernel's
     own ``/sys/kernel/btf/vmlinux``; the first vmlinux of ``vmlinux_paths`` that holds
-    BTF; this machine's entry of ``bundle``. The machine is (``distro``, ``version``,
-    ``arch``, ``release``), each part left out read from /etc/os-release and uname.
+    BTF; this machine's entry of ``bundle``; last, a BTF ``service`` (a URL or a
+    :class:`~.service.ServiceClient`): this kernel's BTF minimized for ``objects`` (paths,
+    bytes or ObjectSpecs; the whole BTF without them), cached by the client. The machine
+    is (``distro``, ``version``, ``arch``, ``release``), each part left out read from
+    /etc/os-release and uname.
 
-    :class:`NoBTFError` when none applies: it names the key, every place looked in, and
-    the bundle's nearest kernels. A ``btf`` that cannot be read is a BTFError naming it
-    (an explicit choice is never passed over).
+    :class:`NoBTFError` when none applies: it names the key, every place looked in (the
+    service's own error too), and the bundle's nearest kernels. A ``btf`` that cannot
+    be read is a BTFError naming it (an explicit choice is never passed over).
     """
     from ..btf import Spec, from_bytes, load
 
@@ -461,8 +467,14 @@ def select_core_btf(btf: Spec | str | os.PathLike[str] | None = None,
     if missing:
         tried.append(f"no {', '.join(missing)}")
     if bundle is None:
+        got = _from_service(service, want, objects)
+        if isinstance(got, CoreBTFChoice):
+            return got
+        if got is not None:
+            tried.append(got)
         raise NoBTFError(f"no BTF for this kernel ({_key_text(want)}): "
-                         f"{'; '.join(tried)}; give a BTF bundle or a BTF file", key=want,
+                         f"{'; '.join(tried)}; give a BTF bundle or a BTF file"
+                         f"{'' if service is None else ' or another service'}", key=want,
                          tried=tried)
     b = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
     match = b.lookup(distro=want[0], version=want[1], arch=want[2], release=want[3])
@@ -479,9 +491,41 @@ def select_core_btf(btf: Spec | str | os.PathLike[str] | None = None,
         hint = (f"the bundle has no {want[2]} kernels (only "
                 f"{', '.join(arches) or 'none'})")
     tried.append(f"no entry in bundle {b.path} ({len(b.kernels)} kernels)")
+    got = _from_service(service, want, objects)
+    if isinstance(got, CoreBTFChoice):
+        return got
+    looked = tried[:-1]
+    if got is not None:
+        tried.append(got)
+        looked.append(got)
     raise NoBTFError(f"{b.path}: no BTF for {'/'.join(want)} ({_key_text(want)}, or any "
                      f"distro's arch={want[2]} release={want[3]}); {hint}; "
-                     f"{'; '.join(tried[:-1])}", key=want, tried=tried, nearest=near)
+                     f"{'; '.join(looked)}", key=want, tried=tried, nearest=near)
+
+
+def _from_service(service: str | ServiceClient | None, want: tuple[str, str, str, str],
+                  objects: Sequence[Any]) -> CoreBTFChoice | str | None:
+    """The service's BTF for ``want`` as a choice; else what went wrong (None without a
+    service)."""
+    if service is None:
+        return None
+    from ..btf import from_bytes
+    from .service import ServiceClient
+
+    client = service if isinstance(service, ServiceClient) else ServiceClient(service)
+    try:
+        got = client.fetch(want, objects)
+        names = [os.path.basename(str(getattr(o, "source", o))) if not isinstance(
+            o, bytes | bytearray) else "object" for o in objects]
+        what = f"minimized for {', '.join(names)}" if names else "whole BTF"
+        how = {"network": "fetched", "revalidated": "cached, current",
+               "stale": "cached copy: the service is unreachable"}[got.origin]
+        source = f"service {client.url} entry {'/'.join(want)} ({what}; {how})"
+        spec = from_bytes(got.btf, source=f"{client.url}:{'/'.join(want)}")
+    except Error as e:
+        text = str(e)
+        return text if client.url in text else f"service {client.url}: {text}"
+    return CoreBTFChoice(spec, "service", source, want)
 
 
 __all__ = [

@@ -27,6 +27,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, ClassVar, Generic, Self, TypeVar
 
+    from ..archive.service import ServiceClient
     from ..btf import Spec
     from ..links import Link
     from ..loader import Collection, CoreBTF, LoadedMap
@@ -553,7 +554,8 @@ class Skeleton:
 
     def __init__(self, obj: ObjectSpec | str | os.PathLike[str] | None = None, *,
                  btf: CoreBTF | None = None,
-                 bundle: str | os.PathLike[str] | None = None, log_level: int = 0):
+                 bundle: str | os.PathLike[str] | None = None, log_level: int = 0,
+                 service: str | ServiceClient | None = None):
         trusted = False
         if obj is None:
             if self._object_ is None:
@@ -562,6 +564,7 @@ class Skeleton:
         self.obj = obj if isinstance(obj, ObjectSpec) else ObjectSpec.load(obj)
         self.btf = btf
         self.bundle = bundle
+        self.service = service
         self.log_level = log_level
         self.collection: Collection | None = None
         self.links: list[Link] = []
@@ -607,12 +610,14 @@ class Skeleton:
 
     def load(self, *, btf: CoreBTF | None = None,
              bundle: str | os.PathLike[str] | None = None, log_level: int | None = None,
-             verifier_log_lines: int | None = 20) -> None:
+             verifier_log_lines: int | None = 20,
+             service: str | ServiceClient | None = None) -> None:
         """Create the maps with the globals as set, relocate (CO-RE against ``btf``, one
         BTF or several searched in order as :func:`corebpf.loader.load` takes them, the
-        running kernel's BTF, or this machine's entry of ``bundle``) and load every program
-        whose autoload is on. A refused program's error ends with the last
-        ``verifier_log_lines`` lines of the verifier's log (None: all of it)."""
+        running kernel's BTF, this machine's entry of ``bundle``, or last the BTF
+        ``service``'s, minimized for this object) and load every program whose autoload
+        is on. A refused program's error ends with the last ``verifier_log_lines`` lines
+        of the verifier's log (None: all of it)."""
         if self.collection is not None:
             raise SkeletonError(f"{self.obj.source}: already loaded")
         from ..loader import load
@@ -624,9 +629,10 @@ class Skeleton:
             m.contents = bytes(view)[:len(m.contents)] if m.contents else bytes(view)
         btf = btf if btf is not None else self.btf
         bundle = bundle if bundle is not None else self.bundle
+        service = service if service is not None else self.service
         lvl = self.log_level if log_level is None else log_level
         self.collection = load(self.obj, btf=btf, bundle=bundle, log_level=lvl,
-                               verifier_log_lines=verifier_log_lines)
+                               verifier_log_lines=verifier_log_lines, service=service)
         try:
             self._rebind_sections()
         except BaseException:

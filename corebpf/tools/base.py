@@ -289,6 +289,10 @@ def parser_for(tool: type[Tool]) -> argparse.ArgumentParser:
                    "instead of the kernel's own or the embedded bundle's; repeatable: the "
                    "first describes this kernel, each further one is searched after it for "
                    "types it has no candidate for (an application's or library's BTF)")
+    g.add_argument("--btf-service", metavar="URL",
+                   help="on a kernel without BTF that the embedded bundle does not know: "
+                   "ask this BTF service (corebpf serve) for this kernel's BTF minimized "
+                   "for the tool's object (cached under ~/.cache/corebpf/service)")
     if not tool.owns_duration:
         g.add_argument("--duration", type=seconds_arg, metavar="SECONDS",
                        help="stop after this many seconds (default: at Ctrl-C or SIGTERM)")
@@ -317,17 +321,20 @@ def strtol(text: str, message: str) -> int:
     return v
 
 
-def core_btf(btf: str | None) -> tuple[Spec, str, str]:
+def core_btf(btf: str | None, service: str | None = None,
+             objects: Sequence[Any] = ()) -> tuple[Spec, str, str]:
     """(spec, kind, description) of the BTF this run relocates against: what
-    select_core_btf decides, whose common case (the kernel's own BTF) is answered here
-    without importing the archive package (tarfile, concurrent.futures: ~40 ms)."""
+    select_core_btf decides (last, the BTF ``service``'s, minimized for ``objects``),
+    whose common case (the kernel's own BTF) is answered here without importing the
+    archive package (tarfile, concurrent.futures: ~40 ms)."""
     if btf is None and os.path.exists(KERNEL_BTF):
         from ..btf import kernel
 
         return kernel(), "kernel", KERNEL_BTF
     from ..archive.bundle import select_core_btf
 
-    choice = select_core_btf(btf, bundle=BUNDLE if os.path.exists(BUNDLE) else None)
+    choice = select_core_btf(btf, bundle=BUNDLE if os.path.exists(BUNDLE) else None,
+                             service=service, objects=objects)
     return choice.spec, choice.kind, choice.source
 
 
@@ -361,12 +368,15 @@ def _run(tool: Tool) -> int:
     if tool.interval_args and args.extra:
         raise ToolError(f"unrecognized positional argument: {args.extra[0]}")
     left = args.count if tool.interval_args else -1
-    spec, kind, source = core_btf(args.btf[0] if args.btf else None)
+    # opened first: the BTF service minimizes for its object (parsing it costs no more
+    # here than after)
+    skel = tool.skel = tool.open()
+    spec, kind, source = core_btf(args.btf[0] if args.btf else None, args.btf_service,
+                                  [skel.obj])
     more = args.btf[1:] if args.btf else []
     tool.verbose(f"BTF for CO-RE: {source} ({kind})"
                  + "".join(f", then {path}" for path in more))
     compat = tool.compat = Compat(spec, kind, source)
-    skel = tool.skel = tool.open()
     stop = _Stop()
     cg_fd = -1
     try:
