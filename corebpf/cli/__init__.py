@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import core as core_cmd
     from . import gen as gen_cmd
     from . import run as run_cmd
+    from . import serve as serve_cmd
     from . import tool as tool_cmd
 
     parser = _Parser(
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.register(sub)
     build_cmd.register(sub)
     tool_cmd.register(sub)
+    serve_cmd.register(sub)
     return parser
 
 
