@@ -347,10 +347,12 @@ def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
         btf: CoreBTF | None = None, out: TextIO | None = None,
         err: TextIO | None = None, stop_event: threading.Event | None = None,
         bundle: str | os.PathLike[str] | None = None, verbose: bool = False,
-        targets: Mapping[str, str] | None = None, pid: int = -1) -> int:
+        targets: Mapping[str, str] | None = None, pid: int = -1,
+        service: str | None = None) -> int:
     """Load ``obj_path`` (CO-RE against ``btf``, one BTF or several searched in order as
     :func:`corebpf.loader.load` takes them; default the running kernel's BTF, else
-    this machine's entry of ``bundle``, a corebpf BTF bundle) with the
+    this machine's entry of ``bundle``, a corebpf BTF bundle, else the BTF ``service``'s
+    minimized for the object) with the
     read-only globals in ``rodata`` (NAME: text), attach its programs, print each record
     of its ring buffer and perf event array maps as a JSON line on ``out`` until
     ``duration`` seconds pass or SIGINT/SIGTERM arrives, then one JSON object with its
@@ -380,7 +382,8 @@ def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
     with ExitStack() as stack:
         coll = stack.enter_context(load(obj, btf=btf,
                                         rodata=values, bundle=bundle,
-                                        verifier_log_lines=None if verbose else 20))
+                                        verifier_log_lines=None if verbose else 20,
+                                        service=service))
         stop = _Stop()
         stack.callback(stop.close)
         stop.install()

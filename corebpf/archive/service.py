@@ -5,7 +5,7 @@ standard library only.
 Everything a server sends is untrusted: every response is bounded in size, a BTF
 tarball must hold exactly one regular ``.btf`` file (read in memory, never extracted)
 whose header is sound, JSON must have the expected shape, a bundle is checked as
-:class:`~.bundle.Bundle` checks a file. A failure is a :class:`ServiceError` carrying the
+:class:`~.bundle.Bundle` checks a file. A failure is a :class:`ServiceClientError` carrying the
 URL, the HTTP status and the server's own ``{"error": ...}`` message.
 
 What was fetched is kept in a local cache (``$XDG_CACHE_HOME/corebpf/service``), keyed
@@ -45,7 +45,7 @@ _CACHE_MAGIC = b"CBSC1\n"
 Key = tuple[str, str, str, str]
 
 
-class ServiceError(ArchiveError):
+class ServiceClientError(ArchiveError):
     """A BTF service request that failed: ``url`` asked, ``status`` the HTTP status
     (None when the server was not reached or sent no HTTP), ``server_message`` its
     ``{"error": ...}`` text, if any."""
@@ -254,8 +254,8 @@ class ServiceClient:
 
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ServiceError(f"{url!r}: not a BTF service URL (expected "
-                               "http://HOST[:PORT][/PREFIX])", url=url)
+            raise ServiceClientError(f"{url!r}: not a BTF service URL (expected "
+                                     "http://HOST[:PORT][/PREFIX])", url=url)
         self.url = url.rstrip("/")
         self.timeout = timeout
         root: str | None
@@ -274,7 +274,7 @@ class ServiceClient:
                  body: bytes | None = None, headers: dict[str, str] | None = None,
                  limit: int = MAX_RESPONSE) -> tuple[int, bytes, dict[str, str]]:
         """(status, body, headers) of one request; 304 is returned, every other
-        non-2xx status and every transport failure is a ServiceError."""
+        non-2xx status and every transport failure is a ServiceClientError."""
         import http.client
         import urllib.error
         import urllib.request
@@ -287,12 +287,12 @@ class ServiceClient:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 length = resp.headers.get("Content-Length")
                 if length is not None and length.isdigit() and int(length) > limit:
-                    raise ServiceError(f"{url}: the answer is {length} bytes, more than the "
-                                       f"{limit} accepted", url=url, status=resp.status)
+                    raise ServiceClientError(f"{url}: the answer is {length} bytes, more than the "
+                                             f"{limit} accepted", url=url, status=resp.status)
                 data = resp.read(limit + 1)
                 if len(data) > limit:
-                    raise ServiceError(f"{url}: the answer is more than {limit} bytes",
-                                       url=url, status=resp.status)
+                    raise ServiceClientError(f"{url}: the answer is more than {limit} bytes",
+                                             url=url, status=resp.status)
                 return resp.status, data, {k.lower(): v for k, v in resp.headers.items()}
         except urllib.error.HTTPError as e:
             if e.code == 304:
@@ -301,20 +301,20 @@ class ServiceClient:
         except urllib.error.URLError as e:
             reason = e.reason.strerror if isinstance(e.reason, OSError) and \
                 e.reason.strerror else str(e.reason)
-            raise ServiceError(f"{self.url}: cannot reach the BTF service: {reason}",
-                               url=url) from None
+            raise ServiceClientError(f"{self.url}: cannot reach the BTF service: {reason}",
+                                     url=url) from None
         except http.client.HTTPException as e:  # not HTTP at all, or cut short
-            raise ServiceError(f"{self.url}: the BTF service sent no valid HTTP answer to "
-                               f"{method} /{route}: {type(e).__name__}: {e}",
-                               url=url) from None
+            raise ServiceClientError(f"{self.url}: the BTF service sent no valid HTTP answer to "
+                                     f"{method} /{route}: {type(e).__name__}: {e}",
+                                     url=url) from None
         except (OSError, ValueError) as e:  # timeouts, resets
             why = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or \
                 type(e).__name__
-            raise ServiceError(f"{self.url}: BTF service request {method} /{route} failed: "
-                               f"{why}", url=url) from None
+            raise ServiceClientError(f"{self.url}: BTF service request {method} /{route} failed: "
+                                     f"{why}", url=url) from None
 
     @staticmethod
-    def _http_error(url: str, e: Any) -> ServiceError:
+    def _http_error(url: str, e: Any) -> ServiceClientError:
         try:
             text = e.read(MAX_ERROR_BODY)
         except OSError:
@@ -330,24 +330,24 @@ class ServiceClient:
             pass
         if message is None:
             message = text[:200].decode("utf-8", "replace").strip() or e.reason
-        return ServiceError(f"{url}: HTTP {e.code}: {message}", url=url, status=e.code,
-                            server_message=message)
+        return ServiceClientError(f"{url}: HTTP {e.code}: {message}", url=url, status=e.code,
+                                  server_message=message)
 
     def _json(self, method: str, route: str, **kw: Any) -> Any:
         _, data, _ = self._request(method, route, **kw)
         try:
             return json.loads(data)
         except (ValueError, UnicodeDecodeError):
-            raise ServiceError(f"{self.url}/{route}: the answer is not JSON: "
-                               f"{data[:60]!r}", url=f"{self.url}/{route}") from None
+            raise ServiceClientError(f"{self.url}/{route}: the answer is not JSON: "
+                                     f"{data[:60]!r}", url=f"{self.url}/{route}") from None
 
     # -- the API ---------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
         doc = self._json("GET", "monitoring/health")
         if not isinstance(doc, dict):
-            raise ServiceError(f"{self.url}/monitoring/health: not a JSON object",
-                               url=f"{self.url}/monitoring/health")
+            raise ServiceClientError(f"{self.url}/monitoring/health: not a JSON object",
+                                     url=f"{self.url}/monitoring/health")
         return doc
 
     def list(self) -> list[dict[str, str]]:
@@ -356,12 +356,12 @@ class ServiceClient:
         doc = self._json("GET", "api/v1/list")
         route = f"{self.url}/api/v1/list"
         if not isinstance(doc, list):
-            raise ServiceError(f"{route}: the answer is not a JSON list", url=route)
+            raise ServiceClientError(f"{route}: the answer is not a JSON list", url=route)
         for i, row in enumerate(doc):
             if not isinstance(row, dict) or not all(isinstance(row.get(k), str)
                                                     for k in _KEY_FIELDS):
-                raise ServiceError(f"{route}: row #{i} is not a kernel ({', '.join(_KEY_FIELDS)})",
-                                   url=route)
+                raise ServiceClientError(f"{route}: row #{i} is not a kernel "
+                                         f"({', '.join(_KEY_FIELDS)})", url=route)
         return [{k: row[k] for k in _KEY_FIELDS} for row in doc]
 
     def kernels(self) -> builtins.list[Key]:
@@ -396,18 +396,18 @@ class ServiceClient:
             status, data, got = self._request("POST" if uploads else "GET", route,
                                               query=self._query(key), body=body,
                                               headers=headers)
-        except ServiceError as e:
+        except ServiceClientError as e:
             if cached is not None and (e.status is None or e.status >= 500):
                 return Fetched(cached[1], key, "stale", cached[0].get("etag"), shas)
             if e.status == 404 and key_text(key) not in str(e):
-                raise ServiceError(f"{e} (no BTF for {key_text(key)} on the service)",
-                                   url=e.url, status=e.status,
-                                   server_message=e.server_message) from None
+                raise ServiceClientError(f"{e} (no BTF for {key_text(key)} on the service)",
+                                         url=e.url, status=e.status,
+                                         server_message=e.server_message) from None
             raise
         if status == 304:
             if cached is None:
-                raise ServiceError(f"{self.url}/{route}: 304 Not Modified without a cached "
-                                   "copy", url=f"{self.url}/{route}", status=304)
+                raise ServiceClientError(f"{self.url}/{route}: 304 Not Modified without a cached "
+                                         "copy", url=f"{self.url}/{route}", status=304)
             return Fetched(cached[1], key, "revalidated", cached[0].get("etag"), shas)
         raw = untar_btf(data, f"{self.url}/{route} ({key_text(key)})")
         etag = got.get("etag")
@@ -422,8 +422,8 @@ class ServiceClient:
     def customize(self, key: Key, objects: Sequence[Any]) -> bytes:
         """The kernel's BTF minimized for ``objects`` (paths, bytes or ObjectSpecs)."""
         if not objects:
-            raise ServiceError(f"{self.url}: customize needs at least one object",
-                               url=f"{self.url}/api/v1/customize")
+            raise ServiceClientError(f"{self.url}: customize needs at least one object",
+                                     url=f"{self.url}/api/v1/customize")
         return self.fetch(key, objects).btf
 
     def check(self, objects: Sequence[Any]) -> dict[str, Any]:
@@ -433,8 +433,8 @@ class ServiceClient:
         doc = self._json("POST", "api/v1/check", body=body,
                          headers={"Content-Type": ctype})
         if not isinstance(doc, dict):
-            raise ServiceError(f"{self.url}/api/v1/check: the answer is not a JSON object",
-                               url=f"{self.url}/api/v1/check")
+            raise ServiceClientError(f"{self.url}/api/v1/check: the answer is not a JSON object",
+                                     url=f"{self.url}/api/v1/check")
         return doc
 
     def bundle(self, objects: Sequence[Any], out_path: str | os.PathLike[str], *,
@@ -491,7 +491,7 @@ __all__ = [
     "MAX_RESPONSE",
     "Fetched",
     "ServiceClient",
-    "ServiceError",
+    "ServiceClientError",
     "check_btf_header",
     "default_cache_dir",
     "multipart",

@@ -52,6 +52,10 @@ def register(sub: Any) -> None:
     p.add_argument("--bundle", metavar="BUNDLE",
                    help="BTF bundle (corebpf archive bundle) for a kernel without BTF of "
                    "its own; the kernel's BTF is used when it has one")
+    p.add_argument("--btf-service", metavar="URL",
+                   help="BTF service (corebpf serve) asked last, on a kernel without BTF "
+                   "that the bundle (if any) does not know: this kernel's BTF minimized for "
+                   "the object (cached under ~/.cache/corebpf/service)")
     p.add_argument("--uprobe", dest="targets", action="append", default=[],
                    type=_target, metavar="PROG=BINARY:FUNC[+OFF]",
                    help="attach program PROG (a bare SEC(\"uprobe\") or uretprobe) there; "
@@ -80,4 +84,5 @@ def run_run(args: argparse.Namespace) -> int:
 
     return run(args.object, duration=args.duration, rodata=parse_assignments(args.sets),
                event_type=args.event_type, btf=args.btf, bundle=args.bundle,
-               verbose=args.verbose, targets=dict(args.targets), pid=args.pid)
+               verbose=args.verbose, targets=dict(args.targets), pid=args.pid,
+               service=args.btf_service)
