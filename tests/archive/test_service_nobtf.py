@@ -153,3 +153,29 @@ def test_btf_install_from_a_service_that_is_down(tmp_path: Path) -> None:
                         tmpfs_size="64m")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.startswith(f"corebpf: error: {url}: cannot reach the BTF service")
+
+
+_SKELETON = r"""
+import json, os, sys
+from corebpf.skeleton import Skeleton
+with Skeleton.open_file(sys.argv[1], service=sys.argv[2]) as skel:
+    skel.load()
+    reports = skel.collection.core_reports
+    print(json.dumps({"programs": sorted(p.name for p in skel.progs),
+                      "relocations": len(reports),
+                      "resolved": sum(1 for r in reports if not r.poisoned and not r.error),
+                      "cached": os.listdir(os.path.join(os.environ["XDG_CACHE_HOME"],
+                                                        "corebpf", "service"))}))
+"""
+
+
+def test_a_skeleton_loads_against_the_services_btf(server: str, tmp_path: Path) -> None:
+    """Skeleton(service=) relocates every CO-RE relocation of its object against what the
+    service minimized for it, and keeps it in the cache."""
+    require()
+    r = run_without_btf([sys.executable, "-c", _SKELETON, str(PROGS / "execsnoop.bpf.o"),
+                         server], _os_release(tmp_path), cwd=ROOT, env=_env(tmp_path / "xdg"))
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["programs"] and res["relocations"] > 0
+    assert res["resolved"] == res["relocations"] and len(res["cached"]) == 1
