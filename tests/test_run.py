@@ -105,6 +105,10 @@ def test_rodata_values_name_the_variable() -> None:
         rodata_values(obj, {"target_uid": "root"})
     with pytest.raises(VariableError, match=r"variable 'target_uid'.*does not fit"):
         rodata_values(obj, {"target_uid": "0x100000000"})
+    with pytest.raises(VariableError) as e:  # said once: no "x does not fit T: T: x ..."
+        rodata_values(obj, {"target_uid": "-5"})
+    msg = str(e.value)
+    assert msg.count("does not fit") == 1 and msg.count("-5") == 1, msg
 
 
 def test_to_json_by_type() -> None:
