@@ -255,9 +255,10 @@ class Backend:
         return self.cache.path("object", sha)
 
     def _store(self, uploads: Sequence[Upload]) -> None:
-        """Every upload kept content-addressed (GET /api/v1/bundle?object= names them)."""
+        """Every upload kept content-addressed (GET /api/v1/bundle?object= names them),
+        and marked used as its results are."""
         for u in uploads:
-            if f"object/{u.sha256}" not in self.cache:
+            if not self.cache.touch("object", u.sha256):
                 self.cache.put("object", u.sha256, u.data)
 
     def _forget_bad(self, message: str, shas: Sequence[str]) -> None:
@@ -299,8 +300,7 @@ class Backend:
         data = self.cache.read("customize", ckey)
         if data is not None:
             headers["X-Corebpf-Cache"] = self._hit("customize", True)
-            if any(f"object/{s}" not in self.cache for s in shas):
-                self._store(uploads)
+            self._store(uploads)
             return Reply(body=data, headers=headers)
         headers["X-Corebpf-Cache"] = self._hit("customize", False)
         result = await self.runner.once(

@@ -94,6 +94,14 @@ class Cache:
     def __contains__(self, name: str) -> bool:
         return name in self._lru
 
+    def touch(self, kind: str, key: str) -> bool:
+        """Mark an entry used (it goes last in eviction order); False when absent."""
+        name = f"{kind}/{key}"
+        if name not in self._lru:
+            return False
+        self._touch(name)
+        return True
+
     def _touch(self, name: str) -> None:
         self._lru.move_to_end(name)
         self._atime[name] = time.time()
