@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import check as check_cmd
     from . import core as core_cmd
     from . import gen as gen_cmd
+    from . import inspect as inspect_cmd
     from . import run as run_cmd
     from . import serve as serve_cmd
     from . import tool as tool_cmd
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     build_cmd.register(sub)
     tool_cmd.register(sub)
     serve_cmd.register(sub)
+    inspect_cmd.register(sub)
     return parser
 
 
