@@ -37,7 +37,7 @@ from .obj.object import (
     RelocType,
     kconfig_layout,
 )
-from .obj.sections import AttachType
+from .obj.sections import AttachType, map_type_name
 from .sys.fs import possible_cpu_count
 
 TYPE_CHECKING = False
@@ -425,7 +425,7 @@ class Loader:
                                        numa_node=m.numa_node, name=m.name,
                                        map_extra=m.map_extra)
         except OSError as e:
-            raise LoadError(f"{self.obj.source}: map {m.name!r} (type {m.type}, key "
+            raise LoadError(f"{self.obj.source}: map {m.name!r} ({map_type_name(m.type)}, key "
                             f"{key_size}, value {value_size}, max {max_entries}): "
                             f"{e.strerror}", errno=e.errno or 0) from None
 
@@ -501,11 +501,14 @@ class Loader:
     def _init_data_map(self, lm: LoadedMap) -> None:
         m = lm.spec
         contents = bytearray(m.contents)
-        for var in self._rodata_vars.get(m.section, ()):
+        rodata = self._rodata_vars.get(m.section, ())
+        if rodata:  # padded only now: the kernel has accepted a map of value_size
+            contents = contents.ljust(m.value_size, b"\0")
+        for var in rodata:
             contents[var.offset:var.offset + var.size] = self._rodata_bytes[var.name]
         if any(contents):
             key = ctypes.c_uint32(0)
-            val = ctypes.create_string_buffer(bytes(contents), max(len(contents), 1))
+            val = ctypes.create_string_buffer(bytes(contents[:m.value_size]), max(m.value_size, 1))
             ksys.map_elem(ksys.BPFCommand.MAP_UPDATE_ELEM, lm.fd.fd, key, val, MAP_UPDATE_ANY)
         if m.read_only:
             ksys.map_freeze(lm.fd.fd)

@@ -9,15 +9,8 @@ from ._text import plural
 from .asm import decode, disassemble
 from .core.relo import CoreError, parse_spec
 from .errors import BTFError
-from .obj import MapType, ObjectSpec, RelocKind
-
-
-def map_type_name(value: int) -> str:
-    """bpftool's name of a map type (``ringbuf``), or ``type N`` for one newer than us."""
-    try:
-        return MapType(value).name.lower()
-    except ValueError:
-        return f"type {value}"
+from .obj import ObjectSpec, RelocKind
+from .obj.sections import map_type_name
 
 
 def dump_object(obj: ObjectSpec, write: Callable[[str], object]) -> None:

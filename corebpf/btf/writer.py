@@ -143,6 +143,9 @@ class Builder:
             if self.base is None:
                 raise BTFError(f"type id {type_id} out of range")
             return self.base.type(type_id)
+        if type_id >= self.next_id:  # a reference past the end, from a corrupt input
+            raise BTFError(f"type id {type_id} out of range (the last type is "
+                           f"[{self.next_id - 1}])")
         return self.types[type_id - self.first_id]
 
     def encode(self, endian: str = "<") -> bytes:

@@ -136,7 +136,8 @@ class MapSpec:
     section: str = ""
     section_index: int = -1
     section_offset: int = 0
-    #: global data: the section's initial bytes (zeros for .bss) and its variables
+    #: global data: the section's initial bytes (empty for .bss: shorter than value_size
+    #: means the rest is zeros) and its variables
     contents: bytes = b""
     variables: list[VariableSpec] = field(default_factory=list)
     is_data: bool = False
@@ -283,8 +284,9 @@ class ObjectSpec:
             name = sec.name
             if not any(name == p or name.startswith(p + ".") for p in DATA_PREFIXES):
                 continue
-            contents = bytes(sec.size) if sec.type == SHT_NOBITS else bytes(
-                self.elf.section_data(sec))
+            # .bss holds no bytes in the file: its contents stay empty (zeros), so a size
+            # field claiming gigabytes costs nothing here; the kernel refuses the map
+            contents = b"" if sec.type == SHT_NOBITS else bytes(self.elf.section_data(sec))
             read_only = name.startswith(".rodata")
             m = MapSpec(
                 name=self._internal_map_name(name),

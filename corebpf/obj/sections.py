@@ -46,6 +46,14 @@ class MapType(enum.IntEnum):
     ARENA = 33
 
 
+def map_type_name(value: int) -> str:
+    """bpftool's name of a map type (``ringbuf``), or ``type N`` for one newer than us."""
+    try:
+        return MapType(value).name.lower()
+    except ValueError:
+        return f"type {value}"
+
+
 class ProgramType(enum.IntEnum):
     UNSPEC = 0
     SOCKET_FILTER = 1

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import corebpf.btf as btf
 from corebpf.btf.writer import Builder, encode, to_bytes
+from corebpf.errors import BTFError
 from tests.conftest import PROGS, real_btf_files
 
 
@@ -131,3 +132,12 @@ def test_encode_decode_property(tys: list[btf.Type], endian: str) -> None:
     spec = btf.from_bytes(raw)
     assert [spec.type(i) for i in spec.ids()] == tys
     assert to_bytes(spec) == raw
+
+
+def test_builder_names_a_type_id_past_its_types() -> None:
+    """A corrupt input's dangling reference is a BTFError naming the id, not IndexError."""
+    b = Builder()
+    b.add(btf.Int(name="int", size=4, encoding=btf.IntEncoding.SIGNED, bit_offset=0, bits=32))
+    assert b[1].name == "int"
+    with pytest.raises(BTFError, match=r"type id 7 out of range \(the last type is \[1\]\)"):
+        b[7]
