@@ -22,12 +22,11 @@ import os
 import re
 import tarfile
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 from .._record import field, record
 from ..errors import ArchiveError, Error
-from .parallel import map_kernels
+from .parallel import ExecutorLike, map_kernels
 from .sources import (
     KernelEntry,
     discover,
@@ -122,7 +121,8 @@ def _tar_add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 def build_bundle(objects: Sequence[str | os.PathLike[str]],
                  archive: str | os.PathLike[str] | Iterable[KernelEntry],
-                 out_path: str | os.PathLike[str], *, executor: Executor | None = None,
+                 out_path: str | os.PathLike[str], *,
+                 executor: ExecutorLike | None = None,
                  jobs: int | None = None, progress: bool | None = None,
                  arch_objects: Mapping[str, Sequence[str | os.PathLike[str]]] | None = None
                  ) -> BundleReport:

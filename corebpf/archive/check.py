@@ -16,13 +16,13 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 from .._record import field, record
 from ..errors import Error
 
 if TYPE_CHECKING:
+    from .parallel import ExecutorLike
     from .sources import KernelEntry
 
 OK, POISONED, FAILED = "ok", "poisoned", "failed"
@@ -230,7 +230,7 @@ def check_archive(
     objects: Sequence[str | os.PathLike[str]],
     archive: str | os.PathLike[str] | Iterable[KernelEntry],
     *,
-    executor: Executor | None = None,
+    executor: ExecutorLike | None = None,
     jobs: int | None = None,
     progress: bool | None = None,
 ) -> CheckReport:

@@ -11,12 +11,11 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Executor
 from typing import Any
 
 from .._record import field, record
 from ..errors import ArchiveError
-from .parallel import map_kernels
+from .parallel import ExecutorLike, map_kernels
 from .sources import KernelEntry, discover, file_sha256, read_btf
 
 INDEX_FORMAT = "corebpf-archive-index"
@@ -123,7 +122,7 @@ def index_kernel(entry: KernelEntry) -> IndexedKernel:
 
 
 def build_index(archive: str | os.PathLike[str] | Iterable[KernelEntry], *,
-                executor: Executor | None = None, jobs: int | None = None,
+                executor: ExecutorLike | None = None, jobs: int | None = None,
                 progress: bool | None = None) -> ArchiveIndex:
     """Index every kernel of ``archive`` (a directory or entries already discovered);
     kernels that cannot be read are listed in ``errors`` with their path."""

@@ -21,7 +21,7 @@ from .minimize import Minimizer, RelocationNeeds, minimize, needs_of
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from concurrent.futures import Executor
+    from ..archive.parallel import ExecutorLike
 
 #: Container suffixes stripped from an input's name to name its output
 _SUFFIXES = (".tar.xz", ".xz", ".deb", ".ddeb", ".btf")
@@ -146,7 +146,7 @@ def minimize_files(object_paths: Sequence[str | os.PathLike[str]],
                    modules: Sequence[str | os.PathLike[str]] = (),
                    keep_decl_tags: bool = False,
                    jobs: int | None = 1,
-                   executor: Executor | None = None,
+                   executor: ExecutorLike | None = None,
                    progress: bool | None = False) -> list[MinimizeOutcome]:
     """:func:`minimize_file` for each input into ``out_dir`` (named by
     :func:`output_name`); an input that cannot be used is an outcome with its error, and

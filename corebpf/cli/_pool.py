@@ -1,9 +1,16 @@
 """Options shared by the commands that map work over many kernels (check, archive, gen):
-how many worker processes, and whether to draw the progress bar."""
+where the work runs (worker processes here, or a Dask cluster) and whether to draw the
+progress bar."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 
 def positive(text: str) -> int:
@@ -14,11 +21,26 @@ def positive(text: str) -> int:
 
 
 def add_pool_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--jobs", type=positive, metavar="N",
-                   help="worker processes (default: one per CPU; 1 runs in this process)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--jobs", type=positive, metavar="N",
+                       help="worker processes (default: one per CPU; 1 runs in this "
+                       "process); not with --scheduler")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run the per-kernel work on the dask.distributed cluster of "
+                       "this scheduler (tcp://host:8786); its workers set the parallelism, "
+                       "so --jobs is refused; needs pip install 'corebpf[dask]'")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
 def progress(args: argparse.Namespace) -> bool | None:
     """map_kernels' ``progress``: off when asked, else on a terminal."""
     return False if args.no_progress else None
+
+
+def executor(args: argparse.Namespace) -> contextlib.AbstractContextManager[Executor | None]:
+    """The ``executor`` for the library call, within ``with``: a Dask cluster's with
+    --scheduler (connected here, closed on exit), else None (map_kernels' own pool of
+    --jobs processes)."""
+    from ..archive.parallel import open_executor
+
+    return open_executor(getattr(args, "scheduler", None), args.jobs)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._pool import add_pool_options, progress
+from ._pool import add_pool_options, executor, progress
 
 TYPE_CHECKING = False
 
@@ -36,8 +36,9 @@ def register(sub: Any) -> None:
 def run_check(args: argparse.Namespace) -> int:
     from ..archive.check import check_archive, format_table
 
-    report = check_archive(args.objects, args.archive, jobs=args.jobs,
-                           progress=progress(args))
+    with executor(args) as pool:
+        report = check_archive(args.objects, args.archive, executor=pool, jobs=args.jobs,
+                               progress=progress(args))
     for k in report.kernels:
         if k.error is not None:
             print(f"corebpf: skipped {k.path}: {k.error}", file=sys.stderr)

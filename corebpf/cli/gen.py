@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._pool import add_pool_options, progress
+from ._pool import add_pool_options, executor, progress
 
 TYPE_CHECKING = False
 
@@ -118,9 +118,10 @@ def run_min_btf(args: argparse.Namespace) -> int:
         print("corebpf gen min-btf: --module needs exactly one input (the modules' vmlinux)",
               file=sys.stderr)
         return 2
-    outcomes = minimize_files(args.objects, inputs, args.output, base=args.base,
-                              modules=args.modules, keep_decl_tags=args.decl_tags,
-                              jobs=args.jobs, progress=progress(args))
+    with executor(args) as pool:
+        outcomes = minimize_files(args.objects, inputs, args.output, base=args.base,
+                                  modules=args.modules, keep_decl_tags=args.decl_tags,
+                                  jobs=args.jobs, executor=pool, progress=progress(args))
     failed = 0
     for o in outcomes:
         if o.error is not None:
