@@ -2,7 +2,7 @@
  * values exercise every way bpftool's BTF dumper prints a type (ints of each width and
  * sign, char strings and arrays, enums, bools, bitfields, unions, nested structs,
  * pointers, __int128), per-CPU maps, a ring buffer, a queue, a map of maps and a program
- * array; programs of several attach types, one with a name longer than the kernel's 15
+ * array; programs of several attach types (a netns link from sk_lookup, a uprobe perf link), one with a name longer than the kernel's 15
  * characters and a global subprogram (two func_info records, a bpf-to-bpf call). */
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -120,5 +120,11 @@ int on_tcx(struct __sk_buff *skb) { return -1; /* TCX_NEXT */ }
 
 SEC("socket")
 int on_socket(struct __sk_buff *skb) { return 0; }
+
+SEC("sk_lookup")
+int on_sk_lookup(struct bpf_sk_lookup *ctx) { return SK_PASS; }
+
+SEC("uprobe")
+int on_uprobe(void *ctx) { return 0; }
 
 char LICENSE[] SEC("license") = "GPL";
