@@ -4,13 +4,12 @@ own (vmlinux, modules) and those programs and maps were loaded with."""
 from __future__ import annotations
 
 import errno as E
-import os
 from collections.abc import Callable, Iterator
 
 from .. import sys as ksys
 from .._record import record
 from ..btf import Spec
-from .common import BTFCache, InspectError, Selector, iter_ids
+from .common import BTFCache, InspectError, Selector, iter_ids, reason
 from .values import Obj
 
 TYPE_CHECKING = False
@@ -70,7 +69,7 @@ def _read(fd: int, progs: dict[int, list[int]], maps: dict[int, list[int]]) -> B
     try:
         info = ksys.btf_info(fd)
     except OSError as e:
-        raise InspectError(f"can't get BTF object info: {os.strerror(e.errno or 0)}") \
+        raise InspectError(f"can't get BTF object info: {reason(e)}") \
             from None
     return BTFObject(info.id, info.size, info.name, info.kernel, progs.get(info.id, []),
                      maps.get(info.id, []))
@@ -86,7 +85,7 @@ def iter_btf() -> Iterator[BTFObject]:
             if e.errno == E.ENOENT:
                 continue
             raise InspectError(f"can't get BTF object by id ({btf_id}): "
-                               f"{os.strerror(e.errno or 0)}") from None
+                               f"{reason(e)}") from None
         try:
             obj = _read(fd.fd, progs, maps)
         except InspectError:
@@ -104,7 +103,7 @@ def select_btf(sel: Selector) -> list[BTFObject]:
         fd = ksys.btf_get_fd_by_id(int(sel.value))
     except OSError as e:
         raise InspectError(f"can't get BTF object by id ({sel.value!s}): "
-                           f"{os.strerror(e.errno or 0)}") from None
+                           f"{reason(e)}") from None
     try:
         progs, maps = _users()
         return [_read(fd.fd, progs, maps)]

@@ -105,11 +105,23 @@ def parse_selector(words: Sequence[str], obj: str) -> tuple[Selector, list[str]]
     return Selector(kind, value), list(words[2:])
 
 
+def reason(e: OSError) -> str:
+    """An errno as text; for a refusal, what it takes (listing BPF objects and opening them
+    by id need CAP_SYS_ADMIN, not only CAP_BPF)."""
+    text = os.strerror(e.errno or 0)
+    if e.errno in (E.EPERM, E.EACCES):
+        text += " (inspecting loaded BPF objects needs root: CAP_SYS_ADMIN)"
+    return text
+
+
 def iter_ids(next_id: Callable[[int], int | None]) -> Iterator[int]:
     """Every id BPF_*_GET_NEXT_ID hands out, in increasing order."""
     cur = 0
     while True:
-        nxt = next_id(cur)
+        try:
+            nxt = next_id(cur)
+        except OSError as e:
+            raise InspectError(f"can't list the kernel's BPF objects: {reason(e)}") from None
         if nxt is None:
             return
         yield nxt
@@ -122,10 +134,10 @@ def open_pinned(path: str, obj: str) -> ksys.FD:
     try:
         fd = ksys.obj_get(path)
     except OSError as e:
-        reason = os.strerror(e.errno or 0)
+        why = reason(e)
         if e.errno == E.EACCES and not _on_bpffs(os.path.dirname(path) or "."):
-            reason = "directory not in bpf file system (bpffs)"
-        raise InspectError(f"{path}: cannot open pinned object: {reason}") from None
+            why = "directory not in bpf file system (bpffs)"
+        raise InspectError(f"{path}: cannot open pinned object: {why}") from None
     kind = ksys.fd_kind(fd.fd)
     if kind != obj:
         fd.close()
@@ -217,7 +229,7 @@ class BTFCache:
             with ksys.btf_get_fd_by_id(btf_id) as fd:
                 info = ksys.btf_info(fd.fd, data=True)
         except OSError as e:
-            raise InspectError(f"BTF id {btf_id}: {os.strerror(e.errno or 0)}") from None
+            raise InspectError(f"BTF id {btf_id}: {reason(e)}") from None
         if info.data is None:
             raise InspectError(f"BTF id {btf_id}: its size changed while it was read")
         base = None

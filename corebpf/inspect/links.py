@@ -9,13 +9,12 @@ are printed here in the fields newer bpftool releases print them with.
 from __future__ import annotations
 
 import errno as E
-import os
 import socket
 from collections.abc import Iterator
 
 from .. import sys as ksys
 from .._record import record
-from .common import InspectError, Selector, iter_ids, open_pinned, pinned_paths
+from .common import InspectError, Selector, iter_ids, open_pinned, pinned_paths, reason
 from .names import (
     CGROUP_ITER_ORDERS,
     attach_type_name,
@@ -89,7 +88,7 @@ def _read(fd: int, pins: dict[int, list[str]] | None) -> Link:
     try:
         info = ksys.link_info(fd)
     except OSError as e:
-        raise InspectError(f"can't get link info: {os.strerror(e.errno or 0)}") from None
+        raise InspectError(f"can't get link info: {reason(e)}") from None
     link = Link(id=info.id, type=link_type_name(info.type), type_id=info.type,
                 prog_id=info.prog_id, attrs=info.attrs,
                 pinned=list(reversed(pins.get(info.id, []))) if pins else None)
@@ -110,7 +109,7 @@ def iter_links(*, pinned: bool = False) -> Iterator[Link]:
             if e.errno == E.ENOENT:
                 continue
             raise InspectError(f"can't get link by id ({link_id}): "
-                               f"{os.strerror(e.errno or 0)}") from None
+                               f"{reason(e)}") from None
         try:
             link = _read(fd.fd, pins)
         except InspectError:
@@ -127,7 +126,7 @@ def open_links(sel: Selector) -> list[ksys.FD]:
             return [ksys.link_get_fd_by_id(int(sel.value))]
         except OSError as e:
             raise InspectError(f"failed to get link with ID {sel.value!s}: "
-                               f"{os.strerror(e.errno or 0)}") from None
+                               f"{reason(e)}") from None
     if sel.kind == "pinned":
         return [open_pinned(str(sel.value), "link")]
     raise InspectError(f"links are selected by id or pinned, not {sel.kind}")

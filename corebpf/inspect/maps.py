@@ -31,6 +31,7 @@ from .common import (
     open_pinned,
     parse_selector,
     pinned_paths,
+    reason,
 )
 from .names import map_type_name, prog_type_name, type_text
 from .values import Obj, Writer, dump, encode
@@ -115,7 +116,7 @@ def _read(fd: int, pins: dict[int, list[str]] | None) -> tuple[MapRecord, ksys.K
     try:
         info = ksys.map_info(fd)
     except OSError as e:
-        raise InspectError(f"can't get map info: {os.strerror(e.errno or 0)}") from None
+        raise InspectError(f"can't get map info: {reason(e)}") from None
     fi = ksys.fdinfo(fd)
     owner_type: str | int | None = None
     owner_jited = None
@@ -147,7 +148,7 @@ def iter_maps(*, pinned: bool = False) -> Iterator[MapRecord]:
             if e.errno == E.ENOENT:
                 continue
             raise InspectError(f"can't get map by id ({map_id}): "
-                               f"{os.strerror(e.errno or 0)}") from None
+                               f"{reason(e)}") from None
         try:
             rec = _read(fd.fd, pins)[0]
         except InspectError:
@@ -163,7 +164,7 @@ def open_maps(sel: Selector) -> list[ksys.FD]:
         try:
             return [ksys.map_get_fd_by_id(int(sel.value))]
         except OSError as e:
-            raise InspectError(f"map id {sel.value!s}: {os.strerror(e.errno or 0)}") from None
+            raise InspectError(f"map id {sel.value!s}: {reason(e)}") from None
     if sel.kind == "pinned":
         return [open_pinned(str(sel.value), "map")]
     if sel.kind != "name":
@@ -359,7 +360,7 @@ def _entries(fd: ksys.FD, m: MapRecord) -> list[Entry]:
                 out.append(Entry(bytes(key), [_value_bytes(m, x) for x in values]))
         except MapError as e:
             raise InspectError(f"map {m.id} ({type_text(m.type)} {m.name}): cannot list "
-                               f"its keys: {os.strerror(e.errno or 0)}") from None
+                               f"its keys: {reason(e)}") from None
     return out
 
 
@@ -678,7 +679,7 @@ def parse_elem(words: Sequence[str], m: MapRecord, spec: Spec | None, *, key: bo
 
 def _map_error(m: MapRecord, what: str, e: MapError) -> InspectError:
     return InspectError(f"map {m.id} ({type_text(m.type)} {m.name}): {what} failed: "
-                        f"{os.strerror(e.errno or 0)}")
+                        f"{reason(e)}")
 
 
 def lookup_elem(sel: Selector, words: Sequence[str]) -> tuple[MapRecord, Spec | None,

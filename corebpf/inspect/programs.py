@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import errno as E
-import os
 from collections.abc import Iterator
 
 from .. import sys as ksys
@@ -28,6 +27,7 @@ from .common import (
     iter_ids,
     open_pinned,
     pinned_paths,
+    reason,
 )
 from .names import prog_type_name, type_text
 from .values import Obj, dump, render
@@ -148,7 +148,7 @@ def _read(fd: int, btfs: BTFCache, pins: dict[int, list[str]] | None) -> Program
     try:
         info = ksys.prog_info(fd, func_info=True)
     except OSError as e:
-        raise InspectError(f"can't get program info: {os.strerror(e.errno or 0)}") from None
+        raise InspectError(f"can't get program info: {reason(e)}") from None
     memlock = ksys.fdinfo(fd).get("memlock")
     js, plain = _metadata(info, btfs) if info.map_ids else (Obj(), Obj())
     return Program(
@@ -177,7 +177,7 @@ def _each_fd() -> Iterator[ksys.FD]:
             if e.errno == E.ENOENT:
                 continue
             raise InspectError(f"can't get program by id ({prog_id}): "
-                               f"{os.strerror(e.errno or 0)}") from None
+                               f"{reason(e)}") from None
         try:
             yield fd
         finally:
@@ -203,7 +203,7 @@ def open_programs(sel: Selector) -> list[ksys.FD]:
         try:
             return [ksys.prog_get_fd_by_id(int(sel.value))]
         except OSError as e:
-            raise InspectError(f"program id {sel.value!s}: {os.strerror(e.errno or 0)}") \
+            raise InspectError(f"program id {sel.value!s}: {reason(e)}") \
                 from None
     if sel.kind == "pinned":
         return [open_pinned(str(sel.value), "prog")]

@@ -12,7 +12,6 @@ The kernel hands the instructions back with map references as map ids (``map[id:
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 
@@ -23,7 +22,7 @@ from ..asm.opcodes import CALL, Pseudo
 from ..btf import Spec
 from ..btf.types import Func
 from ..errors import BTFError
-from .common import BTFCache, InspectError, Selector
+from .common import BTFCache, InspectError, Selector, reason
 from .programs import Program, _read, header_json, header_text, open_programs
 from .values import Obj, func_signature
 
@@ -177,7 +176,7 @@ def dump_xlated(sel: Selector) -> list[XlatedProgram]:
                                       line_info=True, jited_ksyms=True)
             except OSError as e:
                 raise InspectError(f"program {prog.id}: can't get program info: "
-                                   f"{os.strerror(e.errno or 0)}") from None
+                                   f"{reason(e)}") from None
             if not info.xlated_insns:
                 raise InspectError(f"program {prog.id}: the kernel returned no instructions "
                                    "(kernel.kptr_restrict set, or not root?)")

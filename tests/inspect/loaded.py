@@ -72,7 +72,7 @@ def loaded_object() -> Iterator[Loaded]:
     links: dict[str, Link] = {}
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     netns = os.open("/proc/self/ns/net", os.O_RDONLY)
-    pin_dir = f"/sys/fs/bpf/corebpf-inspect-{os.getpid()}"
+    pin_dir = f"/sys/fs/bpf/corebpf-inspect-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     iface = _veth()
     try:
         progs = coll.programs
