@@ -818,9 +818,10 @@ def fd_kind(fd: int) -> str:
         what = os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         return "unknown"
-    for kind in ("bpf-map", "bpf-prog", "bpf-link", "btf"):
-        if kind in what:
-            return kind.removeprefix("bpf-")
+    for marker, kind in (("bpf-map", "map"), ("bpf-prog", "prog"), ("bpf_link", "link"),
+                         ("bpf-link", "link"), ("btf", "btf")):
+        if marker in what:
+            return kind
     return "unknown"
 
 
