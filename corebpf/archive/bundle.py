@@ -30,7 +30,6 @@ from .parallel import ExecutorLike, map_kernels
 from .sources import (
     KernelEntry,
     discover,
-    file_sha256,
     machine_key,
     normalize_arch,
     read_btf,
@@ -38,6 +37,7 @@ from .sources import (
 
 if TYPE_CHECKING:
     from ..btf.spec import Spec
+    from ..btfgen import ObjectBlob
     from .service import ServiceClient
 
 BUNDLE_FORMAT = "corebpf-btf-bundle"
@@ -71,8 +71,8 @@ class BundledKernel:
         return {name: getattr(self, name) for name in self.__match_args__}
 
 
-def minimize_entry(entry: KernelEntry, objects: Sequence[str],
-                   arch_objects: Mapping[str, Sequence[str]] | None = None
+def minimize_entry(entry: KernelEntry, objects: Sequence[str | ObjectBlob],
+                   arch_objects: Mapping[str, Sequence[str | ObjectBlob]] | None = None
                    ) -> tuple[bytes, int, int]:
     """One kernel's minimized BTF for ``objects`` and the ``arch_objects`` of its
     architecture: (raw BTF, type count, relocations). Read and parsed once in the
@@ -112,6 +112,10 @@ class BundleReport:
         return self.kernels / self.blobs if self.blobs else 0.0
 
 
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def _tar_add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
@@ -136,16 +140,17 @@ def build_bundle(objects: Sequence[str | os.PathLike[str]],
     the bundle's index; two entries with the same (distro, version, arch, release) keep
     the first. The same inputs give the same bytes.
     """
-    from ..btfgen import load_object
+    from ..btfgen import load_object, object_blob
 
-    paths = [os.fspath(p) for p in objects]
-    per_arch = {normalize_arch(a): [os.fspath(p) for p in ps]
+    # the workers get the objects' bytes: a cluster's need not see the files
+    sent = [object_blob(p) for p in objects]
+    per_arch = {normalize_arch(a): [object_blob(p) for p in ps]
                 for a, ps in sorted((arch_objects or {}).items())}
-    for p in (*paths, *(q for ps in per_arch.values() for q in ps)):
-        load_object(p)  # a bad object fails the whole job, before any kernel
+    for b in (*sent, *(q for ps in per_arch.values() for q in ps)):
+        load_object(b)  # a bad object fails the whole job, before any kernel
     entries = (discover(archive) if isinstance(archive, str | os.PathLike)
                else list(archive))
-    outcomes = map_kernels(functools.partial(minimize_entry, objects=paths,
+    outcomes = map_kernels(functools.partial(minimize_entry, objects=sent,
                                              arch_objects=per_arch or None), entries,
                            executor=executor, jobs=jobs, progress=progress)
     blobs: dict[str, bytes] = {}
@@ -172,9 +177,9 @@ def build_bundle(objects: Sequence[str | os.PathLike[str]],
                                   sha, len(data), types, relocations))
     index = {
         "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION,
-        "objects": [{"name": os.path.basename(p), "sha256": file_sha256(p)} for p in paths]
-        + [{"name": os.path.basename(p), "sha256": file_sha256(p), "arch": a}
-           for a, ps in per_arch.items() for p in ps],
+        "objects": [{"name": os.path.basename(b.name), "sha256": _sha(b.data)} for b in sent]
+        + [{"name": os.path.basename(b.name), "sha256": _sha(b.data), "arch": a}
+           for a, bs in per_arch.items() for b in bs],
         "kernels": [r.to_json() for r in rows],
         "skipped": [{"path": p, "error": e} for p, e in skipped],
     }

@@ -22,6 +22,7 @@ from .._record import field, record
 from ..errors import Error
 
 if TYPE_CHECKING:
+    from ..btfgen import ObjectBlob
     from .parallel import ExecutorLike
     from .sources import KernelEntry
 
@@ -156,13 +157,14 @@ def _words(local_spec: str) -> str:
     return local_spec.split("] ", 1)[-1].split(" (", 1)[0] if local_spec else ""
 
 
-def relocate_object(path: str, target: object) -> list[RelocationCheck]:
-    """Every CO-RE relocation of the object at ``path`` against ``target`` (a
-    corebpf.core.Target), as check reports them."""
-    from ..btfgen import load_object  # parsed once per worker, however many kernels
+def relocate_object(path: str | ObjectBlob, target: object) -> list[RelocationCheck]:
+    """Every CO-RE relocation of the object at ``path`` (or in a blob, named as the blob
+    is) against ``target`` (a corebpf.core.Target), as check reports them."""
+    from ..btfgen import load_object, object_name  # parsed once per worker
     from ..core import Relocator, Target
 
     obj = load_object(path)
+    path = object_name(path)
     assert isinstance(target, Target)
     access: dict[tuple[str, int], str] = {}
     if obj.btf is not None and obj.btf_ext is not None:
@@ -196,7 +198,7 @@ def relocate_object(path: str, target: object) -> list[RelocationCheck]:
     return out
 
 
-def check_kernel(entry: KernelEntry, objects: Sequence[str]) -> KernelCheck:
+def check_kernel(entry: KernelEntry, objects: Sequence[str | ObjectBlob]) -> KernelCheck:
     """One kernel's row: its BTF parsed once, every object relocated against it.
 
     A kernel whose file cannot be read or parsed gives a row with ``error`` set; a
@@ -240,18 +242,19 @@ def check_archive(
     The objects are parsed here first, so a bad object is an error before any work; a bad
     kernel is a failed row and the others complete.
     """
-    from ..btfgen import load_object
+    from ..btfgen import load_object, object_blob
     from .parallel import map_kernels
     from .sources import discover
 
     paths = [os.fspath(o) for o in objects]
-    for p in paths:
-        load_object(p)
+    blobs = tuple(object_blob(p) for p in paths)  # the workers get bytes, not paths
+    for b in blobs:
+        load_object(b)
     if isinstance(archive, str | os.PathLike):
         entries = list(discover(archive))
     else:
         entries = list(archive)
-    work = functools.partial(check_kernel, objects=tuple(paths))
+    work = functools.partial(check_kernel, objects=blobs)
     rows = []
     for outcome, entry in zip(map_kernels(work, entries, executor=executor, jobs=jobs,
                                           progress=progress), entries, strict=True):

@@ -47,13 +47,46 @@ class MinimizeResult:
     sha256: str
 
 
+@record
+class ObjectBlob:
+    """An object file's bytes under its name: what archive jobs send to their workers,
+    so that a cluster's workers need not see the file (only the kernels they read)."""
+
+    name: str
+    data: bytes
+
+
+def object_blob(path: str | os.PathLike[str] | ObjectBlob) -> ObjectBlob:
+    """The file at ``path`` read into an :class:`ObjectBlob` named by the path."""
+    if isinstance(path, ObjectBlob):
+        return path
+    try:
+        with open(path, "rb") as f:
+            return ObjectBlob(os.fspath(path), f.read())
+    except OSError as e:
+        raise Error(f"{os.fspath(path)}: cannot read: {e.strerror}") from None
+
+
+def object_name(obj: str | os.PathLike[str] | ObjectBlob) -> str:
+    """How reports name an object: its path, or the path its blob was read from."""
+    return obj.name if isinstance(obj, ObjectBlob) else os.fspath(obj)
+
+
 @lru_cache(maxsize=64)
 def _object(path: str, mtime_ns: int, size: int) -> ObjectSpec:
     return ObjectSpec.load(path)
 
 
-def load_object(path: str | os.PathLike[str]) -> ObjectSpec:
-    """An object parsed once per worker process (keyed by path, mtime and size)."""
+@lru_cache(maxsize=64)
+def _object_data(name: str, data: bytes) -> ObjectSpec:
+    return ObjectSpec(data, source=name)
+
+
+def load_object(path: str | os.PathLike[str] | ObjectBlob) -> ObjectSpec:
+    """An object parsed once per worker process (keyed by path, mtime and size, or by a
+    blob's name and bytes)."""
+    if isinstance(path, ObjectBlob):
+        return _object_data(path.name, path.data)
     try:
         st = os.stat(path)
     except OSError as e:
@@ -75,7 +108,7 @@ def _load_base(path: str | os.PathLike[str]) -> Spec:
     return _base(os.fspath(path), st.st_mtime_ns, st.st_size)
 
 
-def minimize_file(object_paths: Sequence[str | os.PathLike[str]],
+def minimize_file(object_paths: Sequence[str | os.PathLike[str] | ObjectBlob],
                   btf_path: str | os.PathLike[str], out_path: str | os.PathLike[str], *,
                   base: str | os.PathLike[str] | None = None,
                   modules: Sequence[str | os.PathLike[str]] = (),
@@ -88,6 +121,26 @@ def minimize_file(object_paths: Sequence[str | os.PathLike[str]],
     libbpf searches kernel modules. Raises :class:`corebpf.errors.Error` naming the file
     that could not be used.
     """
+    data, types, relocations = _minimized(object_paths, btf_path, base=base, modules=modules,
+                                          keep_decl_tags=keep_decl_tags)
+    _write(out_path, data)
+    return MinimizeResult(os.fspath(btf_path), os.fspath(out_path), len(data), types,
+                          relocations, hashlib.sha256(data).hexdigest())
+
+
+def _write(out_path: str | os.PathLike[str], data: bytes) -> None:
+    try:
+        with open(out_path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        raise Error(f"{os.fspath(out_path)}: cannot write: {e.strerror}") from None
+
+
+def _minimized(object_paths: Sequence[str | os.PathLike[str] | ObjectBlob],
+               btf_path: str | os.PathLike[str], *, base: str | os.PathLike[str] | None,
+               modules: Sequence[str | os.PathLike[str]], keep_decl_tags: bool
+               ) -> tuple[bytes, int, int]:
+    """minimize_file's work without the writing: (raw BTF, type count, relocations)."""
     objects = [load_object(p) for p in object_paths]
     target: Target
     if base is not None:
@@ -105,14 +158,7 @@ def minimize_file(object_paths: Sequence[str | os.PathLike[str]],
         target = Target(vmlinux, [load(m, base=vmlinux) for m in modules])
     m = Minimizer(target, keep_decl_tags=keep_decl_tags)
     relocations = len(m.add_objects(objects))
-    data = m.to_bytes()
-    try:
-        with open(out_path, "wb") as f:
-            f.write(data)
-    except OSError as e:
-        raise Error(f"{os.fspath(out_path)}: cannot write: {e.strerror}") from None
-    return MinimizeResult(os.fspath(btf_path), os.fspath(out_path), len(data), m.type_count,
-                          relocations, hashlib.sha256(data).hexdigest())
+    return m.to_bytes(), m.type_count, relocations
 
 
 @record
@@ -132,14 +178,18 @@ class _Job:
     out_path: str
 
 
-def _minimize_job(job: _Job, object_paths: tuple[str, ...], base: str | None,
-                  modules: tuple[str, ...], keep_decl_tags: bool) -> MinimizeResult:
-    os.makedirs(os.path.dirname(job.out_path) or ".", exist_ok=True)
-    return minimize_file(object_paths, job.path, job.out_path, base=base, modules=modules,
-                         keep_decl_tags=keep_decl_tags)
+def _minimize_job(job: _Job, objects: tuple[ObjectBlob, ...], base: str | None,
+                  modules: tuple[str, ...], keep_decl_tags: bool
+                  ) -> tuple[bytes, MinimizeResult]:
+    """A worker's part: the minimized bytes, which the caller writes (a cluster's
+    workers need not share its file system for the output)."""
+    data, types, relocations = _minimized(objects, job.path, base=base, modules=modules,
+                                          keep_decl_tags=keep_decl_tags)
+    return data, MinimizeResult(job.path, job.out_path, len(data), types, relocations,
+                                hashlib.sha256(data).hexdigest())
 
 
-def minimize_files(object_paths: Sequence[str | os.PathLike[str]],
+def minimize_files(object_paths: Sequence[str | os.PathLike[str] | ObjectBlob],
                    btf_paths: Sequence[str | os.PathLike[str]],
                    out_dir: str | os.PathLike[str], *,
                    base: str | os.PathLike[str] | None = None,
@@ -160,8 +210,9 @@ def minimize_files(object_paths: Sequence[str | os.PathLike[str]],
     from ..archive.parallel import map_kernels
     from ..archive.sources import discover
 
-    objects = [load_object(p) for p in object_paths]  # a bad object fails the whole run
-    del objects
+    blobs = tuple(object_blob(p) for p in object_paths)  # sent to the workers
+    for blob in blobs:
+        load_object(blob)  # a bad object fails the whole run
     os.makedirs(out_dir, exist_ok=True)
     outcomes: list[MinimizeOutcome] = []
     todo: list[tuple[MinimizeOutcome, _Job]] = []
@@ -187,13 +238,24 @@ def minimize_files(object_paths: Sequence[str | os.PathLike[str]],
             taken[out] = path
             todo.append((outcome, _Job(path, out)))
     work = functools.partial(
-        _minimize_job, object_paths=tuple(os.fspath(p) for p in object_paths),
-        base=None if base is None else os.fspath(base),
+        _minimize_job, objects=blobs, base=None if base is None else os.fspath(base),
         modules=tuple(os.fspath(m) for m in modules), keep_decl_tags=keep_decl_tags)
     done = map_kernels(work, [job for _, job in todo], executor=executor, jobs=jobs,
                        progress=progress)
-    for (outcome, _), got in zip(todo, done, strict=True):
-        outcome.result, outcome.error = got.value, got.error
+    for (outcome, job), got in zip(todo, done, strict=True):
+        if got.value is None:
+            outcome.error = got.error
+            continue
+        data, result = got.value
+        try:
+            os.makedirs(os.path.dirname(job.out_path) or ".", exist_ok=True)
+            _write(job.out_path, data)
+        except OSError as e:  # makedirs
+            outcome.error = f"{job.out_path}: cannot write: {e.strerror}"
+        except Error as e:
+            outcome.error = str(e)
+        else:
+            outcome.result = result
     return outcomes
 
 
@@ -201,11 +263,14 @@ __all__ = [
     "MinimizeOutcome",
     "MinimizeResult",
     "Minimizer",
+    "ObjectBlob",
     "RelocationNeeds",
     "load_object",
     "minimize",
     "minimize_file",
     "minimize_files",
     "needs_of",
+    "object_blob",
+    "object_name",
     "output_name",
 ]

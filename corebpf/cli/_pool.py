@@ -44,3 +44,11 @@ def executor(args: argparse.Namespace) -> contextlib.AbstractContextManager[Exec
     from ..archive.parallel import open_executor
 
     return open_executor(getattr(args, "scheduler", None), args.jobs)
+
+
+def worker_path(args: argparse.Namespace, path: str) -> str:
+    """A path the workers open: absolute with --scheduler (a cluster's workers resolve
+    a relative one from their own working directory), as given otherwise."""
+    import os
+
+    return os.path.abspath(path) if getattr(args, "scheduler", None) else path

@@ -102,10 +102,10 @@ def register(sub: Any) -> None:
 
 def run_index(args: argparse.Namespace) -> int:
     from ..archive.index import build_index
-    from ._pool import executor
+    from ._pool import executor, worker_path
 
     with executor(args) as pool:
-        index = build_index(args.archive, executor=pool, jobs=args.jobs,
+        index = build_index(worker_path(args, args.archive), executor=pool, jobs=args.jobs,
                             progress=progress(args))
     for path, error in index.errors:
         print(f"corebpf: skipped {path}: {error}", file=sys.stderr)
@@ -128,11 +128,11 @@ def run_index(args: argparse.Namespace) -> int:
 
 def run_bundle(args: argparse.Namespace) -> int:
     from ..archive.bundle import build_bundle
-    from ._pool import executor
+    from ._pool import executor, worker_path
 
     with executor(args) as pool:
-        r = build_bundle(args.objects, args.archive, args.output, executor=pool,
-                         jobs=args.jobs, progress=progress(args))
+        r = build_bundle(args.objects, worker_path(args, args.archive), args.output,
+                         executor=pool, jobs=args.jobs, progress=progress(args))
     for path, error in r.skipped:
         print(f"corebpf: skipped {path}: {error}", file=sys.stderr)
     print(f"{r.path}: {r.kernels} kernels, {r.blobs} distinct BTF "

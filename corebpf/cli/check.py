@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._pool import add_pool_options, executor, progress
+from ._pool import add_pool_options, executor, progress, worker_path
 
 TYPE_CHECKING = False
 
@@ -37,8 +37,8 @@ def run_check(args: argparse.Namespace) -> int:
     from ..archive.check import check_archive, format_table
 
     with executor(args) as pool:
-        report = check_archive(args.objects, args.archive, executor=pool, jobs=args.jobs,
-                               progress=progress(args))
+        report = check_archive(args.objects, worker_path(args, args.archive),
+                               executor=pool, jobs=args.jobs, progress=progress(args))
     for k in report.kernels:
         if k.error is not None:
             print(f"corebpf: skipped {k.path}: {k.error}", file=sys.stderr)

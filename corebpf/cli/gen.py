@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._pool import add_pool_options, executor, progress
+from ._pool import add_pool_options, executor, progress, worker_path
 
 TYPE_CHECKING = False
 
@@ -118,9 +118,12 @@ def run_min_btf(args: argparse.Namespace) -> int:
         print("corebpf gen min-btf: --module needs exactly one input (the modules' vmlinux)",
               file=sys.stderr)
         return 2
+    inputs = [worker_path(args, p) for p in inputs]
+    base = None if args.base is None else worker_path(args, args.base)
+    modules = [worker_path(args, m) for m in args.modules]
     with executor(args) as pool:
-        outcomes = minimize_files(args.objects, inputs, args.output, base=args.base,
-                                  modules=args.modules, keep_decl_tags=args.decl_tags,
+        outcomes = minimize_files(args.objects, inputs, args.output, base=base,
+                                  modules=modules, keep_decl_tags=args.decl_tags,
                                   jobs=args.jobs, executor=pool, progress=progress(args))
     failed = 0
     for o in outcomes:
