@@ -137,6 +137,7 @@ def _percpu_mov(text: str) -> str:
 def test_dump_xlated_equals_bpftool(loaded: Loaded, option: str | None) -> None:
     extra = [option] if option else []
     kw = {option: True} if option else {}
+    before = fd_count()
     for name in ("on_getppid_with_a_long_name", "on_raw_tp", "on_tcx", "on_iter"):
         pid = str(loaded.prog_ids[name])
         progs = dump_xlated(parse_selector(["id", pid], "prog")[0])
@@ -145,6 +146,7 @@ def test_dump_xlated_equals_bpftool(loaded: Loaded, option: str | None) -> None:
         ours_j = as_json(xlated_json(progs, **kw))
         theirs_j = bpftool("prog", "dump", "xlated", "id", pid, *extra)
         assert json.loads(_percpu_mov(json.dumps(ours_j))) == theirs_j, name
+    assert fd_count() == before
 
 
 def test_dump_xlated_shows_functions_lines_maps_and_calls(loaded: Loaded) -> None:
