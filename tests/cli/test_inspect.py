@@ -127,3 +127,20 @@ def test_bad_elements_are_one_line_errors(loaded: Loaded) -> None:
                           (("key", "json", '"x"'), "'x' is not a number")):
         r = run("map", "lookup", "id", mid, *args)
         assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_name_shared_by_several_objects_prints_as_bpftool(loaded: Loaded) -> None:
+    """A second copy of the object: names match two programs and two maps, printed one
+    after the other (JSON: an array of headers with elements or insns)."""
+    with loaded_object():
+        for args in (("map", "dump", "name", "counts"), ("map", "dump", "name", "untyped"),
+                     ("map", "show", "name", "typed"),
+                     ("prog", "dump", "xlated", "name", "on_raw_tp")):
+            assert ok(*args) == bpftool(*args, json_out=False), args
+            assert json.loads(ok(*args, "--json")) == bpftool(*args), args
+        ours = json.loads(ok("prog", "show", "name", "on_raw_tp", "--json"))
+        theirs = bpftool("prog", "show", "name", "on_raw_tp")
+        assert len(ours) >= 2
+        for a, b in zip(ours, theirs, strict=True):
+            assert abs(a.pop("loaded_at") - b.pop("loaded_at")) <= 1
+            assert a == b
