@@ -246,11 +246,6 @@ class BTFCache:
         return self._vmlinux
 
 
-def what(obj: str) -> str:
-    """``program``, ``map``, ``link``, ``BTF object``."""
-    return _WHAT[obj]
-
-
 def ifname_in_netns(ifindex: int, ns_dev: int, ns_ino: int) -> str | None:
     """The interface's name when it lives in this process's network namespace (as
     bpftool's ifindex_to_name_ns), else None."""

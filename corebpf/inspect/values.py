@@ -76,10 +76,6 @@ class Obj(list[tuple[str, "Any"]]):
     __slots__ = ()
 
 
-def _modifiers() -> tuple[type, ...]:
-    return (Typedef, Volatile, Const, Restrict, TypeTag)
-
-
 def _resolve(spec: Spec, tid: int) -> int:
     for _ in range(_MAX_DEPTH):
         t = spec.type(tid)

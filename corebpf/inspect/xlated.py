@@ -20,7 +20,6 @@ from .._record import record
 from ..asm import LD_IMM64, Instruction, PseudoCall, decode, format_instruction
 from ..asm.opcodes import CALL, Pseudo
 from ..btf import Spec
-from ..btf.types import Func
 from ..errors import BTFError
 from .common import BTFCache, InspectError, Selector, reason
 from .programs import Program, _read, header_json, header_text, open_programs
@@ -274,7 +273,3 @@ def xlated_json(progs: list[XlatedProgram], *, opcodes: bool = False,
         o.append(("insns", _insns_json(xp, opcodes, linum)))
         out.append(o)
     return out
-
-
-def is_func(spec: Spec, type_id: int) -> bool:
-    return isinstance(spec.type(type_id), Func)
