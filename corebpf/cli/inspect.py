@@ -47,13 +47,14 @@ def register(sub: Any) -> None:
     _show_parsers(psub, "prog", "program", run_show)
     dump = psub.add_parser(
         "dump", help="a program's instructions as the kernel translated them",
-        description="corebpf prog dump xlated HANDLE [opcodes | linum | file FILE]: the "
-        "instructions after verification, in the kernel's disassembly syntax, under each "
-        "function's prototype and source line. HANDLE: " + _HANDLE["prog"] + ".")
+        usage="corebpf prog dump [-j] xlated HANDLE [opcodes | linum | file FILE]",
+        description="The instructions after verification, in the kernel's disassembly "
+        "syntax, under each function's prototype and source line. HANDLE: "
+        + _HANDLE["prog"] + ".")
     dump.add_argument("mode", choices=("xlated",),
                       help="xlated (jited code is not disassembled by corebpf)")
-    dump.add_argument("words", nargs="+", metavar="HANDLE [OPTION]",
-                      help="the program, then opcodes, linum or file FILE")
+    dump.add_argument("words", nargs="+", metavar="WORD",
+                      help="the program's HANDLE, then opcodes, linum or file FILE")
     _json_opt(dump)
     dump.set_defaults(func=run_prog_dump, parser_error=dump.error)
 
@@ -71,9 +72,10 @@ def register(sub: Any) -> None:
             ("lookup", "the element under a key", "HANDLE KEY"),
             ("update", "store an element", "HANDLE KEY VALUE [any | noexist | exist]"),
             ("delete", "delete the element under a key", "HANDLE KEY")):
-        p = msub.add_parser(verb, help=hlp, description=f"corebpf map {verb} {words}. "
-                            f"HANDLE: {_HANDLE['map']}. " + (elem if verb != "dump" else ""))
-        p.add_argument("words", nargs="+", metavar=words)
+        p = msub.add_parser(verb, help=hlp, usage=f"corebpf map {verb} [-j] {words}",
+                            description=f"HANDLE: {_HANDLE['map']}. "
+                            + (elem if verb != "dump" else ""))
+        p.add_argument("words", nargs="+", metavar="WORD", help=words)
         _json_opt(p)
         p.set_defaults(func=run_map_elem, verb=verb, parser_error=p.error)
 
