@@ -60,37 +60,50 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    # each command's module only now: `corebpf tool` starts without any of them
-    from . import archive as archive_cmd
-    from . import btf as btf_cmd
-    from . import build as build_cmd
-    from . import check as check_cmd
-    from . import core as core_cmd
-    from . import gen as gen_cmd
-    from . import inspect as inspect_cmd
-    from . import run as run_cmd
-    from . import serve as serve_cmd
-    from . import tool as tool_cmd
+#: Every command, in ``corebpf --help``'s order: (the command words it adds, its module
+#: under corebpf.cli, the function of that module that adds them). Only the entries that
+#: name the command word typed are imported and built (a start-up costs one command's
+#: modules, not every command's); ``--help``, no word or an unknown one build them all.
+#: A new command is one line here.
+COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("btf",), "btf", "register"),
+    (("core",), "core", "register"),
+    (("obj",), "core", "register_obj"),
+    (("check",), "check", "register"),
+    (("gen",), "gen", "register"),
+    (("archive",), "archive", "register"),
+    (("run",), "run", "register"),
+    (("build",), "build", "register"),
+    (("tool",), "tool", "register"),
+    (("serve",), "serve", "register"),
+    # prog, map, link, and btf's list/show/dump id (added to `btf` when it is built)
+    (("prog", "map", "link", "btf"), "inspect", "register"),
+)
 
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with ``command`` (a known command word) only that command's
+    subparser beside the top-level options."""
     parser = _Parser(
         prog="corebpf", description="Portable eBPF in pure Python: BTF, CO-RE, loading."
     )
     parser.add_argument("--version", action="version", version=f"corebpf {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 prog="corebpf")
-    btf_cmd.register(sub)
-    core_cmd.register(sub)
-    core_cmd.register_obj(sub)
-    check_cmd.register(sub)
-    gen_cmd.register(sub)
-    archive_cmd.register(sub)
-    run_cmd.register(sub)
-    build_cmd.register(sub)
-    tool_cmd.register(sub)
-    serve_cmd.register(sub)
-    inspect_cmd.register(sub)
+    for words, module, func in COMMANDS:
+        if command is None or command in words:
+            name = f"{__name__}.{module}"
+            __import__(name)
+            getattr(sys.modules[name], func)(sub)
     return parser
+
+
+def _command_word(args: Sequence[str]) -> str | None:
+    """The command word when it is the first argument and a known one (else None: the
+    whole parser, for --help, --version and argparse's own error messages)."""
+    if args and any(args[0] in words for words, _, _ in COMMANDS):
+        return args[0]
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .tool import main as tool_main
 
         return tool_main(args_in[1:])
-    parser = build_parser()
+    parser = build_parser(_command_word(args_in))
     args = parser.parse_args(args_in)
     try:
         return int(args.func(args))
@@ -115,4 +128,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-__all__ = ["build_parser", "main", "seconds_arg"]
+__all__ = ["COMMANDS", "build_parser", "main", "seconds_arg"]
