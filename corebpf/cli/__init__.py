@@ -78,6 +78,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("serve",), "serve", "register"),
     # prog, map, link, and btf's list/show/dump id (added to `btf` when it is built)
     (("prog", "map", "link", "btf"), "inspect", "register"),
+    (("cache",), "cache", "register"),
 )
 
 
