@@ -751,14 +751,14 @@ def clear(kinds: list[str] | tuple[str, ...] | None = None, *, stale_only: bool 
 
 
 def format_size(n: int) -> str:
-    """``0 B``, ``512 B``, ``1.4 MiB``."""
+    """``0 B``, ``512 B``, ``1.4 MiB``, ``256 MiB``."""
     if n < 1024:
         return f"{n} B"
     value = float(n)
     for unit in ("KiB", "MiB", "GiB", "TiB"):
         value /= 1024
         if value < 1024 or unit == "TiB":
-            return f"{value:.1f} {unit}"
+            return f"{value:.1f}".removesuffix(".0") + f" {unit}"
     raise AssertionError("unreachable")
 
 

@@ -8,11 +8,12 @@ whose header is sound, JSON must have the expected shape, a bundle is checked as
 :class:`~.bundle.Bundle` checks a file. A failure is a :class:`ServiceClientError` carrying the
 URL, the HTTP status and the server's own ``{"error": ...}`` message.
 
-What was fetched is kept in a local cache (``$XDG_CACHE_HOME/corebpf/service``), keyed
-by the service URL, the kernel and the objects' sha256s, written atomically. A cached
-answer is revalidated with ``If-None-Match`` (the server's ETag; a 304 costs no body),
-and used as is when the server cannot be reached: a machine that got its BTF once keeps
-working while the service is down.
+What was fetched is kept in corebpf's cache (kind ``service``: ``~/.cache/corebpf/service``,
+bounded with the rest of the cache, :mod:`corebpf.cache`), keyed by the service URL, the
+kernel and the objects' sha256s, written atomically. A cached answer is revalidated with
+``If-None-Match`` (the server's ETag; a 304 costs no body), and used as is when the
+server cannot be reached: a machine that got its BTF once keeps working while the
+service is down.
 """
 
 from __future__ import annotations
@@ -185,26 +186,29 @@ def untar_btf(data: bytes, source: str, *, max_btf: int = MAX_BTF) -> bytes:
 
 
 def default_cache_dir() -> str:
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(root, "corebpf", "service")
+    """The ``service`` kind's directory in corebpf's cache (:mod:`corebpf.cache`)."""
+    from .. import cache
+
+    return cache.kind_dir("service")
 
 
 class _Cache:
-    """One file per answer: magic, a JSON line (URL, key, objects, ETag, sha256), the BTF."""
+    """One file per answer: magic, a JSON line (URL, key, objects, ETag, sha256), the BTF.
+    In the default directory the answers are entries of corebpf's cache, counted towards
+    its cap (least recently used evicted first); another directory is the caller's."""
 
     def __init__(self, root: str):
         self.root = root
 
-    def _path(self, ident: str) -> str:
-        return os.path.join(self.root, hashlib.sha256(ident.encode()).hexdigest() + ".btf")
+    def _name(self, ident: str) -> str:
+        return hashlib.sha256(ident.encode()).hexdigest() + ".btf"
 
     def get(self, ident: str) -> tuple[dict[str, Any], bytes] | None:
-        try:
-            with open(self._path(ident), "rb") as f:
-                blob = f.read(MAX_BTF + (1 << 20))
-        except OSError:
-            return None
-        if not blob.startswith(_CACHE_MAGIC):
+        from .. import cache
+
+        blob = cache.read_file(os.path.join(self.root, self._name(ident)),
+                               limit=MAX_BTF + (1 << 20))
+        if blob is None or not blob.startswith(_CACHE_MAGIC):
             return None
         head, sep, data = blob[len(_CACHE_MAGIC):].partition(b"\n")
         try:
@@ -217,25 +221,15 @@ class _Cache:
         return meta, data
 
     def put(self, ident: str, data: bytes, etag: str | None) -> None:
-        import tempfile
+        from .. import cache
 
         meta = {"ident": ident, "etag": etag, "sha256": hashlib.sha256(data).hexdigest()}
-        target = self._path(ident)
-        try:
-            os.makedirs(self.root, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".btf")
-        except OSError:
-            return  # a read-only home is no reason to fail
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(_CACHE_MAGIC + json.dumps(meta, sort_keys=True).encode() + b"\n"
-                        + data)
-            os.replace(tmp, target)
-        except OSError:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        blob = _CACHE_MAGIC + json.dumps(meta, sort_keys=True).encode() + b"\n" + data
+        name = self._name(ident)
+        if os.path.abspath(self.root) == cache.kind_dir("service"):
+            cache.write("service", name, blob)
+        else:
+            cache.write_file(os.path.join(self.root, name), [blob])
 
 
 # -- the client ------------------------------------------------------------------------
@@ -260,7 +254,9 @@ class ServiceClient:
         self.timeout = timeout
         root: str | None
         if cache is True:
-            root = None if os.environ.get("COREBPF_NO_CACHE") else default_cache_dir()
+            from .. import cache as _cache
+
+            root = default_cache_dir() if _cache.enabled() else None
         else:
             root = None if cache is False else os.fspath(cache)
         self._cache = _Cache(root) if root is not None else None

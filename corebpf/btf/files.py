@@ -17,6 +17,11 @@ from ..elf import ELF_MAGIC, ElfError, ElfFile
 from ..errors import BTFError
 from .spec import Spec
 
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from ..cache import SourceKey
+
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
 #: Bound on what a compressed input may expand to (the largest kernel BTF is ~10 MB).
 MAX_DECOMPRESSED = 256 << 20
@@ -104,28 +109,31 @@ def load(
     """Open BTF from a file in any supported container.
 
     With ``index_cache`` (default: on unless ``COREBPF_NO_CACHE`` is set) the type offset
-    index of a raw BTF file is kept in the user's cache directory, keyed by the file's
-    identity, so that the next process skips the indexing pass; for the kernel's own BTF
-    (sysfs, keyed by this boot) a copy of the bytes is kept too. ``index_names`` records
-    every type's name offset while indexing, for callers about to search many names;
-    ``find_names`` (with ``prefix_sep``) finds the types of those names while indexing
-    instead, for callers that know every name they will search (:class:`Spec`).
+    index of a raw BTF file is kept in corebpf's cache (:mod:`corebpf.cache`), keyed by the
+    file's identity, so that the next process skips the indexing pass; for the kernel's
+    own BTF (sysfs, keyed by this boot) a copy of the bytes is kept too. A new index
+    replaces the file's earlier ones. ``index_names`` records every type's name offset
+    while indexing, for callers about to search many names; ``find_names`` (with
+    ``prefix_sep``) finds the types of those names while indexing instead, for callers
+    that know every name they will search (:class:`Spec`).
     """
+    from .. import cache
+
     source = str(path)
     if index_cache is None:
-        index_cache = not os.environ.get("COREBPF_NO_CACHE")
-    copy_file = key = None
+        index_cache = cache.enabled()
+    key = copy_name = None
     try:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
             data = None
             if index_cache:
-                key = _cache_path(path, st)
-            if key is not None and os.path.realpath(path).startswith("/sys/"):
+                key = cache.source_key(path, st)
+            if key is not None and key.path.startswith("/sys/"):
                 # sysfs hands BTF out a page per read(2): a copy kept beside the index
                 # (same key: this boot) is one read of a regular file
-                copy_file = key[:-4] + ".btf"
-                data = _read_copy(copy_file, st.st_size)
+                copy_name = key.stem + ".btf"
+                data = cache.read("kernel-btf", copy_name, size=st.st_size)
                 if data is not None:  # one page of the real thing must agree
                     head = f.read(4096)
                     data = data if data.startswith(head) else None
@@ -133,14 +141,15 @@ def load(
             if data is None:
                 data = f.read()
             else:
-                copy_file = None  # already there
+                copy_name = None  # already there
     except OSError as e:
         raise BTFError(f"cannot read: {e.strerror}", source=source) from None
     raw, source = unwrap(data, source)
-    cache_file = key if raw is data else None
+    if raw is not data:
+        key = None  # an index of the unwrapped bytes: not kept (the file is not raw BTF)
     spec: Spec | None = None
-    if cache_file is not None:
-        cached = _read_index(cache_file)
+    if key is not None:
+        cached = _read_index(key)
         if cached is not None:
             try:
                 spec = Spec(raw, base=base, source=source, _offsets=cached[0],
@@ -150,66 +159,22 @@ def load(
     if spec is None:
         spec = Spec(raw, base=base, source=source, index_names=index_names,
                     find_names=find_names, prefix_sep=prefix_sep)
-        if cache_file is not None:
-            _write_index(cache_file, spec)
-    if copy_file is not None and cache_file is not None:
-        _write_atomic(copy_file, raw)
+        if key is not None:
+            _write_index(key, spec)
+    if copy_name is not None and key is not None:
+        cache.write("kernel-btf", copy_name, raw)
     return spec
-
-
-def _read_copy(copy_file: str, size: int) -> bytes | None:
-    try:
-        with open(copy_file, "rb") as f:
-            data = f.read(size + 1)
-    except OSError:
-        return None
-    return data if len(data) == size else None
-
-
-def _write_atomic(target: str, data: bytes) -> None:
-    try:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        tmp = f"{target}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    except OSError:
-        pass  # a read-only home is no reason to fail
 
 
 _INDEX_MAGIC = b"CBIX\x02" + sys.byteorder[0].encode()
 
 
-def _cache_dir() -> str:
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(root, "corebpf", "btf-index")
-
-
-def _cache_path(path: str | os.PathLike[str], st: os.stat_result) -> str | None:
-    """Keyed by the file's identity (device, inode, size, mtime; the boot for sysfs)."""
-    import zlib
-
-    real = os.path.realpath(path)
-    key = f"{real}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}"
-    if real.startswith("/sys/"):
-        try:
-            with open("/proc/sys/kernel/random/boot_id") as f:
-                key += "|" + f.read().strip()
-        except OSError:
-            return None
-    raw = key.encode()
-    name = f"{st.st_ino:x}-{st.st_size:x}-{zlib.crc32(raw):08x}{zlib.adler32(raw):08x}.idx"
-    return os.path.join(_cache_dir(), name)
-
-
-def _read_index(
-    cache_file: str,
-) -> tuple[array[int], tuple[array[int], array[int]]] | None:
+def _read_index(key: SourceKey) -> tuple[array[int], tuple[array[int], array[int]]] | None:
     """Offsets, then name offsets sorted with their ids: three arrays of equal length."""
-    try:
-        with open(cache_file, "rb") as f:
-            blob = f.read()
-    except OSError:
+    from .. import cache
+
+    blob = cache.read("btf-index", key.stem + ".idx", ident=key.ident)
+    if blob is None:
         return None
     body = len(blob) - len(_INDEX_MAGIC)
     if not blob.startswith(_INDEX_MAGIC) or body <= 0 or body % 12:
@@ -224,10 +189,14 @@ def _read_index(
     return parts[0], (parts[1], parts[2])
 
 
-def _write_index(cache_file: str, spec: Spec) -> None:
+def _write_index(key: SourceKey, spec: Spec) -> None:
+    """The file's earlier identities' entries go: it changed, they are of no use."""
+    from .. import cache
+
     keys, ids = spec.name_offset_index()
-    _write_atomic(cache_file,
-                  _INDEX_MAGIC + spec.offsets.tobytes() + keys.tobytes() + ids.tobytes())
+    cache.write("btf-index", key.stem + ".idx",
+                _INDEX_MAGIC + spec.offsets.tobytes() + keys.tobytes() + ids.tobytes(),
+                ident=key.ident, replaces=key.prefix)
 
 
 def from_bytes(data: bytes, *, base: Spec | None = None, source: str = "<bytes>",
