@@ -9,6 +9,7 @@ from .errors import (
     LoadError,
     NotFoundError,
     ObjectError,
+    PrivilegeError,
     RelocationError,
     VerifierError,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "LoadError",
     "NotFoundError",
     "ObjectError",
+    "PrivilegeError",
     "RelocationError",
     "VerifierError",
     "__version__",

@@ -69,6 +69,17 @@ class AttachError(Error):
     """A program could not be attached."""
 
 
+class PrivilegeError(Error):
+    """This process lacks the privileges a kernel operation takes (root, or CAP_BPF and
+    the capabilities its program types add); ``missing`` lists the capability numbers.
+    Raised before anything else is concluded from a refusal: an EPERM is never reported
+    as a missing kernel feature."""
+
+    def __init__(self, message: str, *, missing: list[int] | None = None):
+        self.missing = list(missing or [])
+        super().__init__(message)
+
+
 __all__ = [
     "ArchiveError",
     "AttachError",
@@ -79,6 +90,7 @@ __all__ = [
     "LoadError",
     "NotFoundError",
     "ObjectError",
+    "PrivilegeError",
     "RelocationError",
     "VerifierError",
 ]

@@ -18,7 +18,11 @@ def _accepted(types: list[bt.Type]) -> bool:
     try:
         with ksys.btf_load(encode(types)):
             return True
-    except (LoadError, OSError):
+    except LoadError as e:
+        if e.errno in (1, 13):  # EPERM, EACCES: a refusal of us, not of the feature
+            raise
+        return False
+    except OSError:
         return False
 
 

@@ -328,6 +328,7 @@ class Loader:
 
     def run(self) -> Collection:
         obj = self.obj
+        self._check_privileges()
         if obj.endian != "<" and struct.pack("=I", 1) == struct.pack("<I", 1):
             raise LoadError(f"{obj.source}: big-endian object cannot run on this kernel")
         self._encode_rodata()
@@ -341,6 +342,16 @@ class Loader:
             self.coll.close()
             raise
         return self.coll
+
+    def _check_privileges(self) -> None:
+        """Missing privileges said first (a PrivilegeError), before the kernel's EPERM
+        could be read as anything else, e.g. BTF features it lacks."""
+        from .sys.caps import UNPRIVILEGED_PROG_TYPES, require
+
+        types = {int(p.prog_type) for p in self.obj.entry_programs()
+                 if p.autoload and (self.only is None or p.name in self.only)}
+        require(f"loading {self.obj.source}", frozenset(types),
+                unprivileged_ok=self.obj.btf is None and types <= UNPRIVILEGED_PROG_TYPES)
 
     def _encode_rodata(self) -> None:
         """Every ``rodata`` value checked against its variable's type before the kernel
@@ -373,6 +384,10 @@ class Loader:
         try:
             self.coll.btf_fd = ksys.btf_load(self.btf_raw)
         except LoadError as e:
+            if e.errno in (1, 13):  # EPERM, EACCES: privileges, never a missing feature
+                raise LoadError(f"{self.obj.source}: the kernel refused the object's BTF: "
+                                f"{e} (loading BTF needs root or CAP_BPF)", errno=e.errno,
+                                log=e.log) from None
             if self.forced_features is not None:
                 raise LoadError(f"{self.obj.source}: the kernel refused the object's BTF "
                                 f"rewritten for {self.forced_features}: {e}",

@@ -26,7 +26,7 @@ from .btf import types as bt
 from .btf.codec import CodecError, codec
 from .errors import BTFError, Error
 from .globals import parse_value, parse_variable
-from .links import attach_programs
+from .links import XDP_MODES, AttachKind, attach_programs, resolve_iface
 from .loader import MAP_TYPE_PERF_EVENT_ARRAY, MAP_TYPE_RINGBUF, Collection, CoreBTF, load
 from .maps import Map
 from .obj.object import MapSpec, ObjectSpec
@@ -56,6 +56,8 @@ __all__ = [
 #: Map types whose contents are dumped at exit (hash, array, their per-CPU and LRU
 #: variants, LPM tries): the ones a tool keeps counters and state in.
 DUMP_MAP_TYPES = frozenset({1, 2, 5, 6, 9, 10, 11})
+#: programs that attach to a network interface (--iface)
+_NET_KINDS = frozenset({AttachKind.XDP, AttachKind.TC, AttachKind.TCX})
 
 class RunError(Error):
     """A ``run`` request that cannot be met: a malformed ``NAME=VALUE``, an unknown event
@@ -342,13 +344,62 @@ def _write(out: TextIO, obj: dict[str, Any]) -> None:
     out.write(json.dumps(obj) + "\n")
 
 
+#: output formats of :func:`run`: JSON lines for programs, aligned tables for people
+FORMATS = ("json", "text")
+#: per-CPU map types: dumped as one value per CPU
+_PERCPU_MAP_TYPES = frozenset({5, 6, 10})
+
+
+class _Output:
+    """Where records, losses and the exit dump go: JSON lines (``json``) or, for people,
+    a table per event type and a text dump (``text``, :mod:`corebpf.table`)."""
+
+    def __init__(self, out: TextIO, err: TextIO, fmt: str, obj: ObjectSpec,
+                 readers: list[MapSpec], event_type: str | None):
+        self.out = out
+        self.err = err
+        self.table = None
+        if fmt == "text":
+            from .table import EventTable
+
+            self.table = EventTable(out, obj.btf, several=len(readers) > 1)
+            for m in readers:
+                self.table.add_map(m.name, event_type_id(obj, m, event_type),
+                                   perf=m.type == MAP_TYPE_PERF_EVENT_ARRAY)
+
+    def record(self, record: dict[str, Any]) -> None:
+        if self.table is None:
+            _write(self.out, record)
+        else:
+            self.table.row(record["map"], record)
+
+    def lost(self, name: str, cpu: int, count: int) -> None:
+        if self.table is None:
+            _write(self.out, {"map": name, "cpu": cpu, "lost": count})
+        else:  # a note for the reader, outside the table
+            print(f"corebpf run: map {name!r}: {plural(count, 'record')} lost on CPU "
+                  f"{cpu}", file=self.err)
+
+    def final(self, coll: Collection) -> None:
+        globals_, maps = read_globals(coll), dump_maps(coll)
+        if self.table is None:
+            _write(self.out, {"globals": globals_, "maps": maps})
+            return
+        from .table import dump_text
+
+        dump_text(self.out, globals_, maps,
+                  percpu=[n for n, lm in coll.maps.items()
+                          if lm.spec.type in _PERCPU_MAP_TYPES])
+
+
 def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
         rodata: Mapping[str, str] | None = None, event_type: str | None = None,
         btf: CoreBTF | None = None, out: TextIO | None = None,
         err: TextIO | None = None, stop_event: threading.Event | None = None,
         bundle: str | os.PathLike[str] | None = None, verbose: bool = False,
         targets: Mapping[str, str] | None = None, pid: int = -1,
-        service: str | None = None) -> int:
+        service: str | None = None, iface: str | int | None = None,
+        xdp_mode: str | None = None, format: str = "json") -> int:
     """Load ``obj_path`` (CO-RE against ``btf``, one BTF or several searched in order as
     :func:`corebpf.loader.load` takes them; default the running kernel's BTF, else
     this machine's entry of ``bundle``, a corebpf BTF bundle, else the BTF ``service``'s
@@ -360,7 +411,12 @@ def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
     the verifier refuses is an error ending with the verifier log's tail (``verbose``:
     all of it). ``targets`` attaches programs by name elsewhere than their section says
     (a bare ``uprobe``: ``BINARY:FUNC[+OFF]``; ``usdt``: ``BINARY:PROVIDER:NAME``), and
-    ``pid`` limits uprobes and USDT probes to one process.
+    ``pid`` limits uprobes and USDT probes to one process. ``iface`` (a network
+    interface's name or index) is where XDP and tc programs attach (XDP through an XDP
+    link, in ``xdp_mode`` ``skb``, ``native`` or ``hw`` if given; tc through tcx links,
+    a classic SEC("tc") program to ingress unless ``targets`` says ``egress``); without
+    it they stay unattached. ``format="text"`` prints records as an aligned table with a
+    header and the exit dump as text (:mod:`corebpf.table`), for people.
 
     Signals only reach the main thread: from another thread, stop a run with
     ``stop_event`` (checked at least twice a second) or ``duration``."""
@@ -368,7 +424,17 @@ def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
     err = sys.stderr if err is None else err
     if duration is not None and not (math.isfinite(duration) and duration >= 0):
         raise RunError(f"duration {duration!r}: expected a finite number of seconds >= 0")
+    if format not in FORMATS:
+        raise RunError(f"format {format!r}: expected one of {', '.join(FORMATS)}")
+    xdp_flags = 0
+    if xdp_mode is not None:
+        if xdp_mode not in XDP_MODES:
+            raise RunError(f"XDP mode {xdp_mode!r}: expected one of {', '.join(XDP_MODES)}")
+        xdp_flags = XDP_MODES[xdp_mode]
     obj = ObjectSpec.load(obj_path)
+    _require_privileges(obj, iface is not None)
+    if iface is not None:
+        iface = resolve_iface(iface)[1]  # a missing interface said before any loading
     values = rodata_values(obj, rodata or {})
     readers = [m for m in obj.maps.values() if m.type in (MAP_TYPE_RINGBUF,
                                                            MAP_TYPE_PERF_EVENT_ARRAY)]
@@ -379,6 +445,12 @@ def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
     if event_type is not None and not readers:
         print(f"corebpf run: {obj.source} has no ring buffer or perf event array; "
               "--event-type is unused", file=err)
+    if iface is not None and not any(
+            p.section_def is not None and p.section_def.attach in _NET_KINDS
+            for p in obj.entry_programs()):
+        print(f"corebpf run: {obj.source} has no XDP or tc program; --iface is unused",
+              file=err)
+    output = _Output(out, err, format, obj, readers, event_type)
     with ExitStack() as stack:
         coll = stack.enter_context(load(obj, btf=btf,
                                         rodata=values, bundle=bundle,
@@ -396,11 +468,11 @@ def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
             lm = coll.maps[m.name]
             dec = decoders[m.name]
             if m.type == MAP_TYPE_RINGBUF:
-                rings.add(lm, _ring_callback(out, m.name, dec))
+                rings.add(lm, _ring_callback(output, m.name, dec))
             else:
                 pb = stack.enter_context(PerfBuffer(
-                    lm, on_sample=_perf_callback(out, m.name, dec),
-                    on_lost=_lost_callback(out, m.name)))
+                    lm, on_sample=_perf_callback(output, m.name, dec),
+                    on_lost=_lost_callback(output, m.name)))
                 perfs.append(pb)
                 ep.register(pb.fileno(), select.EPOLLIN)
         if len(rings):
@@ -409,7 +481,8 @@ def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
         if unknown:
             raise RunError(f"{obj.source}: no loaded program {unknown[0]!r} to attach "
                            f"(programs: {', '.join(coll.programs) or 'none'})")
-        links, skipped = attach_programs(coll, dict(targets or {}), pid=pid)
+        links, skipped = attach_programs(coll, dict(targets or {}), pid=pid, iface=iface,
+                                         xdp_flags=xdp_flags)
         for link in links:
             stack.callback(link.close)
         for name, why in skipped.items():
@@ -438,27 +511,35 @@ def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
         for link in links:  # no new records from here; what was written is still read
             link.close()
         drain()
-        _write(out, {"globals": read_globals(coll), "maps": dump_maps(coll)})
+        output.final(coll)
         out.flush()
     return 0
 
 
-def _ring_callback(out: TextIO, name: str,
+def _require_privileges(obj: ObjectSpec, network: bool) -> None:
+    """Missing privileges said first, before hints about the object or any probe."""
+    from .sys.caps import require
+
+    types = {int(p.prog_type) for p in obj.entry_programs() if p.autoload}
+    require(f"running {obj.source}", frozenset(types), network=network)
+
+
+def _ring_callback(output: _Output, name: str,
                    dec: Callable[[bytes], dict[str, Any]]) -> Callable[[bytes], None]:
     def cb(data: bytes) -> None:
-        _write(out, {"map": name, **dec(data)})
+        output.record({"map": name, **dec(data)})
     return cb
 
 
-def _perf_callback(out: TextIO, name: str,
+def _perf_callback(output: _Output, name: str,
                    dec: Callable[[bytes], dict[str, Any]]) -> Callable[[int, bytes], None]:
     def cb(cpu: int, data: bytes) -> None:
-        _write(out, {"map": name, "cpu": cpu, **dec(data)})
+        output.record({"map": name, "cpu": cpu, **dec(data)})
     return cb
 
 
-def _lost_callback(out: TextIO, name: str) -> Callable[[int, int], None]:
+def _lost_callback(output: _Output, name: str) -> Callable[[int, int], None]:
     def cb(cpu: int, count: int) -> None:
-        _write(out, {"map": name, "cpu": cpu, "lost": count})
+        output.lost(name, cpu, count)
     return cb
 

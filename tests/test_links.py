@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from corebpf import sys as ksys
-from corebpf.errors import VerifierError
+from corebpf.errors import AttachError, VerifierError
 from corebpf.links import attach
 from corebpf.loader import Collection, load
 from tests.conftest import PROGS
@@ -275,3 +275,104 @@ def test_kprobe() -> None:
         with open("/etc/hostname", "rb"):
             pass
         assert count(coll, C_RAW_TP) >= 1
+
+
+# -- XDP and tc on an interface: netcount.bpf.o counts each hook's packets -------------------
+
+NETCOUNT = PROGS / "netcount.bpf.o"
+H_XDP, H_TCX_IN, H_TCX_OUT, H_TC = range(4)
+
+
+def _packets(coll: Collection) -> list[int]:
+    with coll.maps["packets"].as_map() as m:
+        return [m[i] for i in range(4)]
+
+
+def test_attach_xdp_counts_and_detaches() -> None:
+    from corebpf.links import XDP_FLAGS_SKB_MODE, attach_xdp
+    from tests.netns import bpftool_net, send_udp, veth, xdp_prog_id
+
+    with veth() as (ns, here), load(NETCOUNT, programs=["count_xdp"]) as coll:
+        prog = coll.programs["count_xdp"]
+        with attach_xdp(prog, here) as link:
+            assert link.description == f"xdp on {here}"
+            assert xdp_prog_id(here) is not None
+            assert bpftool_net(here)["xdp"]  # bpftool sees it too
+            send_udp(ns, 5)
+            assert _packets(coll)[H_XDP] >= 5
+        assert xdp_prog_id(here) is None and not bpftool_net(here)["xdp"]
+        n = _packets(coll)[H_XDP]
+        send_udp(ns, 3)
+        assert _packets(coll)[H_XDP] == n
+        # by index, in generic mode
+        with attach_xdp(prog, socket.if_nametoindex(here), XDP_FLAGS_SKB_MODE) as link:
+            assert link.description == f"xdp on {here} (skb)"
+            send_udp(ns, 2)
+            assert _packets(coll)[H_XDP] >= n + 2
+        assert xdp_prog_id(here) is None
+
+
+def test_tcx_ingress_egress_and_classic_tc() -> None:
+    """tcx/ingress and tcx/egress by their sections; a classic SEC("tc") program on tcx,
+    to ingress by default and to egress when told; nothing left after close."""
+    from corebpf.links import attach_programs
+    from tests.netns import (
+        BPF_TCX_EGRESS,
+        BPF_TCX_INGRESS,
+        send_out,
+        send_udp,
+        tcx_prog_ids,
+        veth,
+    )
+
+    with veth() as (ns, here), load(NETCOUNT) as coll:
+        links, skipped = attach_programs(coll, iface=here)
+        try:
+            assert not skipped and len(links) == 4
+            assert len(tcx_prog_ids(here, BPF_TCX_INGRESS)) == 2  # count_ingress, count_tc
+            assert len(tcx_prog_ids(here, BPF_TCX_EGRESS)) == 1
+            send_udp(ns, 5)
+            send_out(4)
+            counts = _packets(coll)
+            assert counts[H_XDP] >= 5 and counts[H_TCX_IN] >= 5 and counts[H_TC] >= 5
+            assert counts[H_TCX_OUT] >= 4
+        finally:
+            for link in links:
+                link.close()
+        assert tcx_prog_ids(here, BPF_TCX_INGRESS) == []
+        assert tcx_prog_ids(here, BPF_TCX_EGRESS) == []
+        links, _ = attach_programs(coll, {"count_tc": "egress"}, iface=here)
+        try:
+            assert len(tcx_prog_ids(here, BPF_TCX_EGRESS)) == 2
+            before = _packets(coll)[H_TC]
+            send_out(3)
+            assert _packets(coll)[H_TC] >= before + 3
+        finally:
+            for link in links:
+                link.close()
+        assert tcx_prog_ids(here, BPF_TCX_EGRESS) == []
+
+
+def test_interface_programs_without_an_interface_are_left_out() -> None:
+    from corebpf.links import attach_programs
+
+    with load(NETCOUNT) as coll:
+        links, skipped = attach_programs(coll)
+        assert links == []
+        assert set(skipped) == {"count_xdp", "count_ingress", "count_egress", "count_tc"}
+        assert "network interface" in skipped["count_tc"]
+        with pytest.raises(AttachError, match="network interface; none was given"):
+            attach(coll.programs["count_xdp"])
+
+
+def test_a_missing_interface_is_named() -> None:
+    from corebpf.links import attach_tcx, attach_xdp, resolve_iface
+
+    with load(NETCOUNT, programs=["count_xdp", "count_tc"]) as coll:
+        with pytest.raises(AttachError, match="no network interface 'cbnosuch0'"):
+            attach_xdp(coll.programs["count_xdp"], "cbnosuch0")
+        with pytest.raises(AttachError, match="no network interface with index 999999"):
+            attach_tcx(coll.programs["count_tc"], 999999)
+        with pytest.raises(AttachError, match="tc direction 'sideways'"):
+            attach_tcx(coll.programs["count_tc"], "lo", "sideways")
+    assert resolve_iface("lo") == (1, "lo") and resolve_iface("1") == (1, "lo")

@@ -501,3 +501,134 @@ def test_uprobe_target_from_the_command_line() -> None:
                 timeout=60)
     assert r.returncode == 1 and "no loaded program 'nosuch'" in r.stderr
     assert "on_entry" in r.stderr and "Traceback" not in r.stderr
+
+
+# -- --iface: XDP and tc programs on a veth pair; --format text ------------------------------
+
+NETCOUNT = PROGS / "netcount.bpf.o"
+
+
+def _udp_rows(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r["event"] for r in lines if r["map"] == "pkts" and r["event"]["ip"]["proto"] == 17]
+
+
+@needs_root
+@pytest.mark.parametrize("tc_direction", [None, "egress"])
+def test_run_iface_attaches_and_detaches(tc_direction: str | None) -> None:
+    from tests.netns import (
+        BPF_TCX_EGRESS,
+        BPF_TCX_INGRESS,
+        bpftool_net,
+        send_out,
+        send_udp,
+        tcx_prog_ids,
+        xdp_prog_id,
+    )
+    from tests.netns import veth as veth_pair
+
+    with veth_pair() as (ns, here):
+        extra = ["--tc", f"count_tc={tc_direction}"] if tc_direction else []
+        p = _start(str(NETCOUNT), "--iface", here, "--duration", "2", *extra)
+        assert xdp_prog_id(here) is not None
+        ingress, egress = (tcx_prog_ids(here, BPF_TCX_INGRESS),
+                           tcx_prog_ids(here, BPF_TCX_EGRESS))
+        assert (len(ingress), len(egress)) == ((1, 2) if tc_direction else (2, 1))
+        send_udp(ns, 5)
+        send_out(4)
+        lines, final = _finish(p)
+        assert xdp_prog_id(here) is None and not bpftool_net(here)["xdp"]
+        assert tcx_prog_ids(here, BPF_TCX_INGRESS) == []
+        assert tcx_prog_ids(here, BPF_TCX_EGRESS) == []
+    counts = {e["key"]: e["value"] for e in final["maps"]["packets"]}
+    assert counts[0] >= 5 and counts[1] >= 5 and counts[2] >= 4  # XDP, tcx in, tcx out
+    assert counts[3] >= (4 if tc_direction else 5)
+    udp = _udp_rows(lines)
+    assert len(udp) == 5, udp
+    assert udp[0] == {"ifindex": udp[0]["ifindex"], "len": 46,
+                      "ip": {"proto": 17, "ttl": 64, "tot_len": 32}, "hook": "xdp",
+                      "kind": 0}
+
+
+def test_run_iface_names_a_missing_interface(capsys: pytest.CaptureFixture[str]) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the privilege check comes first without root")
+    assert main(["run", str(NETCOUNT), "--iface", "cbnosuch0"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "corebpf: error: no network interface 'cbnosuch0'", err
+
+
+def test_run_tc_direction_is_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["run", str(NETCOUNT), "--tc", "count_tc=sideways"])
+    assert e.value.code == 2
+    assert "expected PROG=ingress or PROG=egress" in capsys.readouterr().err
+
+
+@needs_root
+def test_run_format_text_on_an_interface() -> None:
+    """Records as an aligned table under a header (nested struct flattened, char array as
+    text, enum by name), then the globals-free dump with the map as a table."""
+    from tests.netns import send_udp
+    from tests.netns import veth as veth_pair
+
+    with veth_pair() as (ns, here):
+        import threading
+
+        out, err = io.StringIO(), io.StringIO()
+        started = threading.Event()
+
+        class _Err(io.StringIO):
+            def write(self, s: str) -> int:
+                if "attached" in s:
+                    started.set()
+                return err.write(s)
+
+        t = threading.Thread(target=run, args=(NETCOUNT,), kwargs=dict(
+            duration=1.5, out=out, err=_Err(), iface=here, format="text"))
+        t.start()
+        assert started.wait(20), err.getvalue()
+        send_udp(ns, 3)
+        t.join(30)
+    text = out.getvalue()
+    lines = text.splitlines()
+    header = lines[0]
+    assert header.split() == ["ifindex", "len", "ip.proto", "ip.ttl", "ip.tot_len", "hook",
+                              "kind"], text
+    rows = [line for line in lines[1:] if line.split()[2:3] == ["17"]]
+    assert len(rows) == 3, text
+    for row in rows:
+        assert row.split()[2:] == ["17", "64", "32", "xdp", "HOOK_XDP"]
+        # aligned: right-aligned numbers end under their header's end, text starts there
+        for name in ("len", "ip.tot_len"):
+            end = header.index(name) + len(name)
+            assert row[end - 1] != " " and (end == len(row) or row[end] == " "), (header, row)
+        assert row.index("xdp") == header.index("hook")
+        assert row.index("HOOK_XDP") == header.index("kind")
+    dump = text[text.index("map packets:"):].splitlines()
+    assert dump[1].split() == ["key", "value"]
+    values = {int(k): int(v) for k, v in (line.split() for line in dump[2:6])}
+    assert set(values) == {0, 1, 2, 3} and values[0] >= 3
+    assert not text.lstrip().startswith("{")  # no JSON
+
+
+@needs_root
+def test_format_text_dump_of_globals_and_per_cpu_maps(perf_obj: Path) -> None:
+    out = io.StringIO()
+    run(perf_obj, duration=0.1, rodata={"target_pid": "7"}, out=out, err=io.StringIO(),
+        format="text")
+    text = out.getvalue()
+    assert ".rodata:\n  target_pid  7\n" in text, text
+    bss = text[text.index(".bss:"):text.index("map per_cpu:")]
+    names = [line.split()[0] for line in bss.splitlines()[1:]]
+    assert names == ["last.pid", "last.tag", "last.comm", "last.raw", "hits"], bss
+    table = text[text.index("map per_cpu:"):].splitlines()
+    assert table[1].split() == ["key", "cpu", "value"]
+    from corebpf.sys.fs import possible_cpu_count
+
+    cpus = [line.split()[1] for line in table[2:]]
+    assert cpus == [str(c) for c in range(possible_cpu_count())]
+
+
+def test_unknown_format_is_an_error() -> None:
+    with pytest.raises(RunError, match="format 'yaml'"):
+        run(EXECSNOOP, format="yaml", out=io.StringIO(), err=io.StringIO())

@@ -66,10 +66,32 @@ def register(sub: Any) -> None:
                    "(repeatable)")
     p.add_argument("--pid", type=int, default=-1, metavar="PID",
                    help="uprobes and USDT probes fire for this process only")
+    p.add_argument("--iface", metavar="IF",
+                   help="network interface (name or index) to attach XDP and tc programs "
+                   "to: SEC(\"xdp\") through an XDP link, SEC(\"tcx/ingress\"), "
+                   "SEC(\"tc/egress\")... and classic SEC(\"tc\")/SEC(\"classifier\") "
+                   "through tcx links (Linux 6.6+); detached on exit")
+    p.add_argument("--xdp-mode", choices=("skb", "native", "hw"),
+                   help="XDP mode (default: native where the driver has it, else skb)")
+    p.add_argument("--tc", dest="targets", action="append", type=_direction,
+                   metavar="PROG=ingress|egress",
+                   help="direction of a classic SEC(\"tc\") program PROG (default: "
+                   "ingress) (repeatable)")
+    p.add_argument("--format", choices=("json", "text"), default="json",
+                   help="json (default): one JSON object per record, then one with the "
+                   "globals and maps; text: records as an aligned table with a header, "
+                   "the globals and maps as text, for people")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="on a verifier refusal, print the whole verifier log (default: its "
                    "last 20 lines)")
     p.set_defaults(func=run_run)
+
+
+def _direction(text: str) -> tuple[str, str]:
+    prog, where = _target(text)
+    if where not in ("ingress", "egress"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected PROG=ingress or PROG=egress")
+    return prog, where
 
 
 def _target(text: str) -> tuple[str, str]:
@@ -85,4 +107,5 @@ def run_run(args: argparse.Namespace) -> int:
     return run(args.object, duration=args.duration, rodata=parse_assignments(args.sets),
                event_type=args.event_type, btf=args.btf, bundle=args.bundle,
                verbose=args.verbose, targets=dict(args.targets), pid=args.pid,
-               service=args.btf_service)
+               service=args.btf_service, iface=args.iface, xdp_mode=args.xdp_mode,
+               format=args.format)

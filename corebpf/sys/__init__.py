@@ -44,6 +44,7 @@ from .calls import (
     prog_info,
     prog_load,
     prog_map_ids,
+    prog_query,
     prog_test_run,
     raw_tracepoint_open,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "prog_info",
     "prog_load",
     "prog_map_ids",
+    "prog_query",
     "prog_test_run",
     "raw_tracepoint_open",
 ]

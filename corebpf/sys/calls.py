@@ -98,9 +98,13 @@ def bpf(cmd: int, attr: bytearray) -> int:
     if ret < 0:
         err = ctypes.get_errno()
         msg = os.strerror(err)
-        if err in (errno_mod.EPERM, errno_mod.EACCES):
-            msg += " (bpf() needs root or CAP_BPF)"
         name = BPFCommand(cmd).name if cmd in BPFCommand._value2member_map_ else str(cmd)
+        if err in (errno_mod.EPERM, errno_mod.EACCES):
+            from .caps import refusal
+
+            denied = refusal(name, err, attr)
+            if denied is not None:  # missing privileges, said as such (a corebpf Error)
+                raise denied
         raise OSError(err, f"bpf({name}): {msg}")
     return int(ret)
 
@@ -348,11 +352,19 @@ def prog_load(prog_type: int, insns: bytes, license: str, *, name: str = "",
                 continue
             text = log.value.decode("utf-8", "replace")
             hint = ""
-            if e.errno in (errno_mod.EPERM, errno_mod.EACCES) and not text:
-                hint = " (loading programs needs root or CAP_BPF + CAP_PERFMON)"
+            if e.errno == errno_mod.EPERM and not text:  # privileges were checked above
+                hint = (" (refused although this process holds the capabilities the "
+                        "program type takes: this kernel forbids it here)")
+            elif e.errno == errno_mod.EACCES:
+                from .caps import CAP_PERFMON, has
+
+                if not has(CAP_PERFMON):
+                    hint = (" (this process lacks CAP_PERFMON, without which the verifier "
+                            "refuses pointer arithmetic, pointer leaks and speculative "
+                            "paths: run as root or with CAP_PERFMON)")
             raise VerifierError(
-                f"program {name or '?'}: BPF_PROG_LOAD failed: {os.strerror(e.errno or 0)}{hint}",
-                errno=e.errno or 0, log=text) from None
+                f"program {name or '?'}: BPF_PROG_LOAD failed: {os.strerror(e.errno or 0)}"
+                f"{hint}", errno=e.errno or 0, log=text) from None
 
 
 def link_create(prog_fd: int, target_fd: int, attach_type: int, flags: int = 0,
@@ -362,6 +374,20 @@ def link_create(prog_fd: int, target_fd: int, attach_type: int, flags: int = 0,
     struct.pack_into("IIII", attr, 0, prog_fd, target_fd, attach_type, flags)
     attr[16:16 + len(extra)] = extra
     return FD(bpf(BPFCommand.LINK_CREATE, attr))
+
+
+def prog_query(target: int, attach_type: int, *, max_progs: int = 64
+               ) -> tuple[list[int], int]:
+    """BPF_PROG_QUERY: (ids of the programs attached at ``attach_type`` of ``target`` (a
+    cgroup fd; for tcx a network interface's index), the revision of that list where
+    the kernel keeps one, else 0)."""
+    ids = (ctypes.c_uint32 * max_progs)()
+    attr = bytearray(64)
+    struct.pack_into("IIIIQI", attr, 0, target, attach_type, 0, 0, ctypes.addressof(ids),
+                     max_progs)
+    bpf(BPFCommand.PROG_QUERY, attr)
+    count = struct.unpack_from("I", attr, 24)[0]
+    return list(ids)[:min(count, max_progs)], int(struct.unpack_from("Q", attr, 56)[0])
 
 
 def raw_tracepoint_open(name: str | None, prog_fd: int) -> FD:

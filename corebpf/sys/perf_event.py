@@ -70,6 +70,11 @@ def perf_event_open(attr: bytearray, pid: int = -1, cpu: int = 0, group_fd: int 
         err = ctypes.get_errno()
         msg = os.strerror(err)
         if err in (errno_mod.EPERM, errno_mod.EACCES):
+            from .caps import perf_refusal
+
+            denied = perf_refusal(err)
+            if denied is not None:  # missing privileges, said as such (a corebpf Error)
+                raise denied
             msg += " (needs root or CAP_PERFMON, or a lower kernel.perf_event_paranoid)"
         raise OSError(err, f"perf_event_open(cpu {cpu}): {msg}")
     return FD(int(ret))

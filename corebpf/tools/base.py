@@ -367,6 +367,10 @@ def _run(tool: Tool) -> int:
     args = tool.args
     if tool.interval_args and args.extra:
         raise ToolError(f"unrecognized positional argument: {args.extra[0]}")
+    from ..sys.caps import require
+
+    # said first: without privileges every probe below (tracefs, fentry) answers "no"
+    require(tool.name, tracing=True)
     left = args.count if tool.interval_args else -1
     # opened first: the BTF service minimizes for its object (parsing it costs no more
     # here than after)
