@@ -319,11 +319,14 @@ def _probe(scheduler: str, timeout: float) -> None:
 def connect(scheduler: str, *, timeout: float = CONNECT_TIMEOUT,
             worker_timeout: float = WORKER_TIMEOUT) -> Any:
     """A dask.distributed Client of the scheduler at ``scheduler`` (``tcp://host:8786``),
-    once at least one worker has joined and every worker runs this corebpf version.
+    once at least one worker has joined and the scheduler and every worker run this
+    corebpf version.
 
     Every failure (no ``distributed``, a scheduler that does not answer within
     ``timeout`` seconds, no worker within ``worker_timeout``, workers without corebpf)
-    is an Error naming the address. The caller closes the Client."""
+    is an Error naming the address. The caller closes the Client. Blocking (for up to
+    ``timeout`` + ``worker_timeout``); it may be called from a thread that runs an
+    asyncio loop (the Client runs its own loop in a thread)."""
     distributed = _import_distributed()
     from .. import __version__
 
@@ -340,11 +343,13 @@ def connect(scheduler: str, *, timeout: float = CONNECT_TIMEOUT,
         except Exception:
             raise Error(f"the Dask scheduler at {scheduler} has no worker "
                         f"(none joined within {worker_timeout:g} s)") from None
-        try:
-            versions: dict[str, str] = client.run(_worker_version)
+        try:  # the scheduler unpickles the tasks too: it needs corebpf as well
+            versions: dict[str, str] = {"the scheduler": client.run_on_scheduler(
+                _worker_version)}
+            versions.update(client.run(_worker_version))
         except Exception as e:
-            raise Error(f"the Dask workers of {scheduler} cannot run corebpf "
-                        f"(install corebpf {__version__} on every worker): "
+            raise Error(f"the Dask cluster of {scheduler} cannot run corebpf (install "
+                        f"corebpf {__version__} on the scheduler and every worker): "
                         f"{type(e).__name__}: {e}") from None
         wrong = sorted(f"{w} has {v}" for w, v in versions.items() if v != __version__)
         if wrong:

@@ -235,6 +235,19 @@ def test_bad_addresses() -> None:
             pass
 
 
+def test_workers_without_corebpf_are_a_clean_error(tmp_path: Path) -> None:
+    """A cluster whose workers cannot import corebpf (a preload hides it) is refused when
+    connecting, not with a failure per kernel."""
+    hide = tmp_path / "hide_corebpf.py"
+    hide.write_text("import sys\nsys.modules['corebpf'] = None\n")
+    with LocalCluster(n_workers=1, processes=True, threads_per_worker=1,
+                      dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"},
+                      preload=[str(hide)]) as other:
+        with pytest.raises(Error, match=r"cannot run corebpf .*install corebpf"), \
+                open_executor(other.scheduler_address, None):
+            pass
+
+
 def test_no_scheduler_is_the_local_pool() -> None:
     with open_executor(None, 2) as ex:
         assert ex is None
