@@ -56,15 +56,27 @@ def send_udp(ns: str, n: int, port: int = 9) -> None:
                    check=True, capture_output=True)
 
 
-def xdp_prog_id(iface: str) -> int | None:
-    """The id of the XDP program on ``iface`` (``ip -j link``), None if there is none."""
+#: iproute2's XDP_ATTACHED_* modes
+XDP_NATIVE, XDP_GENERIC = 1, 2
+
+
+def _xdp(iface: str) -> dict[str, object]:
     out = subprocess.run(["ip", "-j", "-d", "link", "show", "dev", iface], check=True,
                          capture_output=True, text=True).stdout
     xdp = json.loads(out)[0].get("xdp")
-    if not xdp:
-        return None
-    prog = xdp.get("prog") or {}
-    return int(prog.get("id", 0)) or None
+    return xdp if isinstance(xdp, dict) else {}
+
+
+def xdp_prog_id(iface: str) -> int | None:
+    """The id of the XDP program on ``iface`` (``ip -j link``), None if there is none."""
+    prog = _xdp(iface).get("prog")
+    return int(prog.get("id", 0)) or None if isinstance(prog, dict) else None
+
+
+def xdp_mode(iface: str) -> int | None:
+    """How the XDP program on ``iface`` runs (:data:`XDP_NATIVE`, :data:`XDP_GENERIC`)."""
+    mode = _xdp(iface).get("mode")
+    return mode if isinstance(mode, int) else None
 
 
 def tcx_prog_ids(iface: str, attach_type: int) -> list[int]:

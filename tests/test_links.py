@@ -290,13 +290,22 @@ def _packets(coll: Collection) -> list[int]:
 
 def test_attach_xdp_counts_and_detaches() -> None:
     from corebpf.links import XDP_FLAGS_SKB_MODE, attach_xdp
-    from tests.netns import bpftool_net, send_udp, veth, xdp_prog_id
+    from tests.netns import (
+        XDP_GENERIC,
+        XDP_NATIVE,
+        bpftool_net,
+        send_udp,
+        veth,
+        xdp_mode,
+        xdp_prog_id,
+    )
 
     with veth() as (ns, here), load(NETCOUNT, programs=["count_xdp"]) as coll:
         prog = coll.programs["count_xdp"]
         with attach_xdp(prog, here) as link:
             assert link.description == f"xdp on {here}"
             assert xdp_prog_id(here) is not None
+            assert xdp_mode(here) == XDP_NATIVE  # veth has native XDP
             assert bpftool_net(here)["xdp"]  # bpftool sees it too
             send_udp(ns, 5)
             assert _packets(coll)[H_XDP] >= 5
@@ -307,6 +316,7 @@ def test_attach_xdp_counts_and_detaches() -> None:
         # by index, in generic mode
         with attach_xdp(prog, socket.if_nametoindex(here), XDP_FLAGS_SKB_MODE) as link:
             assert link.description == f"xdp on {here} (skb)"
+            assert xdp_mode(here) == XDP_GENERIC
             send_udp(ns, 2)
             assert _packets(coll)[H_XDP] >= n + 2
         assert xdp_prog_id(here) is None

@@ -513,23 +513,28 @@ def _udp_rows(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @needs_root
-@pytest.mark.parametrize("tc_direction", [None, "egress"])
-def test_run_iface_attaches_and_detaches(tc_direction: str | None) -> None:
+@pytest.mark.parametrize(("tc_direction", "mode"), [(None, None), ("egress", "skb")])
+def test_run_iface_attaches_and_detaches(tc_direction: str | None, mode: str | None) -> None:
     from tests.netns import (
         BPF_TCX_EGRESS,
         BPF_TCX_INGRESS,
+        XDP_GENERIC,
+        XDP_NATIVE,
         bpftool_net,
         send_out,
         send_udp,
         tcx_prog_ids,
+        xdp_mode,
         xdp_prog_id,
     )
     from tests.netns import veth as veth_pair
 
     with veth_pair() as (ns, here):
         extra = ["--tc", f"count_tc={tc_direction}"] if tc_direction else []
+        extra += ["--xdp-mode", mode] if mode else []
         p = _start(str(NETCOUNT), "--iface", here, "--duration", "2", *extra)
         assert xdp_prog_id(here) is not None
+        assert xdp_mode(here) == (XDP_GENERIC if mode else XDP_NATIVE)
         ingress, egress = (tcx_prog_ids(here, BPF_TCX_INGRESS),
                            tcx_prog_ids(here, BPF_TCX_EGRESS))
         assert (len(ingress), len(egress)) == ((1, 2) if tc_direction else (2, 1))
