@@ -31,8 +31,9 @@ def register(sub: Any) -> None:
         "program by its section, and print each ring buffer / perf event array record as a "
         "JSON line {\"map\", \"cpu\"?, \"event\" | \"data\" | \"lost\"}. On --duration "
         "expiry or Ctrl-C, print one JSON object with the globals (.bss/.data/.rodata) "
-        "and the hash/array maps, then exit 0. A program the verifier refuses is reported "
-        "with the end of the verifier log (-v: all of it).")
+        "and the hash/array maps, then exit 0 (--format text: a table and a text dump, "
+        "for people). XDP and tc programs attach to --iface. A program the verifier "
+        "refuses is reported with the end of the verifier log (-v: all of it).")
     p.add_argument("object", metavar="OBJ", help="clang-built BPF object")
     p.add_argument("--duration", type=seconds_arg, metavar="SECONDS",
                    help="stop after this long (default: run until Ctrl-C)")
