@@ -163,17 +163,18 @@ def boot_id() -> bytes | None:
         return None
 
 
-def source_key(path: str | os.PathLike[str], st: os.stat_result) -> SourceKey | None:
+def source_key(path: str | os.PathLike[str], st: os.stat_result, *,
+               boot: bytes | None = None) -> SourceKey | None:
     """The identity of the file at ``path`` whose stat is ``st``: device, inode, size,
-    mtime and, under /sys (whose files look the same after a reboot), the boot id.
-    None when the boot cannot be told."""
+    mtime and, under /sys (whose files look the same after a reboot), the boot id
+    (``boot``, default this boot's). None when the boot cannot be told."""
     real = os.path.realpath(path)
-    boot = b""
-    if real.startswith("/sys/"):
-        got = boot_id()
-        if got is None:
+    if not real.startswith("/sys/"):
+        boot = b""
+    elif boot is None:
+        boot = boot_id()
+        if boot is None:
             return None
-        boot = got
     fpath = os.fsencode(real)
     ident = b"\0".join((fpath, b"%d" % st.st_dev, b"%d" % st.st_ino, b"%d" % st.st_size,
                         b"%d" % st.st_mtime_ns, boot))
