@@ -246,7 +246,8 @@ def map_kernels(
     return [o for o in outcomes if o is not None]
 
 
-def _import_distributed() -> Any:
+def require_distributed() -> Any:
+    """The ``distributed`` module, or an Error saying which extra to install."""
     try:
         import distributed
     except ImportError:
@@ -327,7 +328,7 @@ def connect(scheduler: str, *, timeout: float = CONNECT_TIMEOUT,
     is an Error naming the address. The caller closes the Client. Blocking (for up to
     ``timeout`` + ``worker_timeout``); it may be called from a thread that runs an
     asyncio loop (the Client runs its own loop in a thread)."""
-    distributed = _import_distributed()
+    distributed = require_distributed()
     from .. import __version__
 
     _probe(scheduler, timeout)
@@ -391,4 +392,5 @@ __all__ = [
     "item_path",
     "map_kernels",
     "open_executor",
+    "require_distributed",
 ]

@@ -10,6 +10,7 @@ import contextlib
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from concurrent.futures import Executor
 
 
@@ -37,13 +38,39 @@ def progress(args: argparse.Namespace) -> bool | None:
     return False if args.no_progress else None
 
 
-def executor(args: argparse.Namespace) -> contextlib.AbstractContextManager[Executor | None]:
+@contextlib.contextmanager
+def executor(args: argparse.Namespace) -> Iterator[Executor | None]:
     """The ``executor`` for the library call, within ``with``: a Dask cluster's with
     --scheduler (connected here, closed on exit), else None (map_kernels' own pool of
     --jobs processes)."""
-    from ..archive.parallel import open_executor
+    from ..archive.parallel import open_executor, require_distributed
 
-    return open_executor(getattr(args, "scheduler", None), args.jobs)
+    scheduler = getattr(args, "scheduler", None)
+    if scheduler is not None:
+        require_distributed()  # (imported before its loggers are quietened)
+    with _quiet_dask() if scheduler else contextlib.nullcontext(), \
+            open_executor(scheduler, args.jobs) as pool:
+        yield pool
+
+
+@contextlib.contextmanager
+def _quiet_dask() -> Iterator[None]:
+    """Dask's client-side logging silenced: what it would log (a lost scheduler, a
+    rescheduled task) reaches the user as the failed kernels' messages, which its
+    tracebacks would bury."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in
+               ["distributed", *logging.Logger.manager.loggerDict]
+               if name.split(".")[0] == "distributed"]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def worker_path(args: argparse.Namespace, path: str) -> str:
