@@ -68,15 +68,29 @@ _REF_KINDS: Final = _MOD_KINDS | {Kind.VAR, Kind.DECL_TAG}
 MAX_NESTING: Final = 256
 
 
+#: bytes searched for a word by bytes.find rather than a compiled regular expression
+_SMALL_SCAN: Final = 1 << 16
+
+
 def _word_hits(data: bytes, needle: bytes, start: int, end: int) -> list[int]:
     """Positions of a 4-byte word in ``data[start:end]`` at offsets ``start + 4k``.
 
     A regular expression, not bytes.find: a small offset or id ends in zero bytes, and
-    bytes.find skips by the needle's last byte, which type data is full of (4x slower)."""
+    bytes.find skips by the needle's last byte, which type data is full of (4x slower).
+    Over a few KiB (an object's own BTF) bytes.find, which needs no import or compile."""
+    out = []
+    if end - start <= _SMALL_SCAN:
+        pos = data.find(needle, start, end)
+        while pos >= 0:
+            if (pos - start) % 4 == 0:
+                out.append(pos)
+                pos = data.find(needle, pos + 4, end)
+            else:
+                pos = data.find(needle, pos + 1, end)
+        return out
     import re
 
     search = re.compile(re.escape(needle)).search
-    out = []
     m = search(data, start, end)
     while m is not None:
         pos = m.start()
@@ -114,6 +128,9 @@ def _trie_pattern(words: Iterable[bytes]) -> bytes:
 
 #: string lookups answered by scanning the section before it is split into a table
 _STRING_SCANS = 48
+#: names prefetched by one bytes.find pass each; more share one regular expression pass
+#: (which costs about what three finds do over a kernel's 2 MB of strings)
+_FIND_SCANS = 3
 #: name offsets searched one by one before one pass over the name column pays
 _ID_SCANS = 8
 
@@ -440,18 +457,54 @@ class Spec:
             self._prefetch_ids(wanted)
 
     def _scan_strings(self, names: Iterable[str], prefix_sep: str) -> set[int] | None:
-        """The regular expression pass of :meth:`prefetch_string_offsets`: the string
-        offsets of ``names`` (and their prefixed forms) that types may be named by; None
-        when a pass does not pay."""
+        """The pass of :meth:`prefetch_string_offsets`: the string offsets of ``names``
+        (and their prefixed forms) that types may be named by; None when a pass does not
+        pay. Up to :data:`_FIND_SCANS` names, one bytes.find pass per name (a loader's
+        object has one or two root types); more, one regular expression pass for all."""
         keys = {n.encode("utf-8", "surrogateescape") for n in names if n}
         keys.difference_update(self._str_found)
-        if len(keys) < 3 or self._str_offsets is not None:
+        if not keys or self._str_offsets is not None:
             return None
-        import re
-
         sep = prefix_sep.encode("utf-8", "surrogateescape")
         found: dict[bytes, list[int]] = {k: [] for k in keys}
         prefixed: dict[bytes, list[int]] = {k: [] for k in keys}
+        if len(keys) <= _FIND_SCANS:
+            self._find_strings(keys, sep, found, prefixed)
+        else:
+            self._match_strings(keys, sep, found, prefixed)
+        self._str_found.update(found)
+        if sep:
+            self._str_prefixed.setdefault(sep, {}).update(prefixed)
+        wanted = {off for offs in (*found.values(), *prefixed.values()) for off in offs}
+        if self.base is not None:  # own types may be named by base strings
+            wanted.update(off for k in keys for off in self.base._str_found.get(k, ()))
+        return wanted
+
+    def _find_strings(self, keys: set[bytes], sep: bytes, found: dict[bytes, list[int]],
+                      prefixed: dict[bytes, list[int]]) -> None:
+        """Each key's strings (exact, and key + sep + ...) by searching ``\\0key``."""
+        strs = self._strings
+        base = self._str_base
+        for key in keys:
+            # a split spec's own strings start with a real string, not the empty one
+            starts = [0] if self.base is not None and strs.startswith(key) else []
+            needle = b"\0" + key
+            hit = strs.find(needle)
+            while hit >= 0:
+                starts.append(hit + 1)
+                hit = strs.find(needle, hit + len(needle))
+            for pos in starts:
+                end = pos + len(key)
+                if strs[end:end + 1] == b"\0":
+                    found[key].append(base + pos)
+                elif sep and strs.startswith(sep, end):
+                    prefixed[key].append(base + pos)
+
+    def _match_strings(self, keys: set[bytes], sep: bytes, found: dict[bytes, list[int]],
+                       prefixed: dict[bytes, list[int]]) -> None:
+        """Every key's strings in one regular expression pass (a prefix tree of keys)."""
+        import re
+
         alternatives = _trie_pattern(keys)
         tail = b"(" + re.escape(sep) + b"[^\\x00]*)?" if sep else b"()"
         pattern = re.compile(b"\\x00(" + alternatives + b")" + tail + b"(?=\\x00)")
@@ -463,13 +516,6 @@ class Spec:
                 (prefixed if m.group(2) else found)[m.group(1)].append(base)
         for m in pattern.finditer(strs):
             (prefixed if m.group(2) else found)[m.group(1)].append(base + m.start(1))
-        self._str_found.update(found)
-        if sep:
-            self._str_prefixed.setdefault(sep, {}).update(prefixed)
-        wanted = {off for offs in (*found.values(), *prefixed.values()) for off in offs}
-        if self.base is not None:  # own types may be named by base strings
-            wanted.update(off for k in keys for off in self.base._str_found.get(k, ()))
-        return wanted
 
     def _prefetch_ids(self, wanted: set[int]) -> None:
         """The own types named at any of these string offsets, in one C-level pass over
