@@ -48,11 +48,12 @@ def register(sub: Any) -> None:
                    help="port to listen on (default: 8080; 0: any free port, printed)")
     p.add_argument("--cache", metavar="DIR", help="results, uploaded objects and the "
                    "archive's SQLite index (default: ~/.cache/corebpf/service)")
-    p.add_argument("--jobs", type=positive, metavar="N",
-                   help="worker processes (default: one per CPU)")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="run jobs on this dask.distributed scheduler (tcp://host:8786); "
-                   "its workers must see the archive and the cache at the same paths")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--jobs", type=positive, metavar="N",
+                       help="worker processes (default: one per CPU); not with --scheduler")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run jobs on this dask.distributed scheduler (tcp://host:8786); "
+                       "its workers must see the archive at the same path")
     p.add_argument("--max-upload", type=size_arg, default=MAX_UPLOAD, metavar="BYTES",
                    help=f"largest request body accepted (default: {MAX_UPLOAD >> 20}M); "
                    "larger ones are answered 413")

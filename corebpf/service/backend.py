@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 from .._record import field, record
 from ..archive.sources import BTFHUB
+from ..btfgen import ObjectBlob
 from ..errors import ArchiveError, Error
 from . import jobs
 from .cache import Cache
@@ -312,10 +313,10 @@ class Backend:
     async def _customize(self, row: KernelRow, uploads: Sequence[Upload],
                          shas: list[str], ckey: str) -> jobs.JobResult:
         self._store(uploads)
-        with self.cache.pinned([f"object/{s}" for s in shas]):
-            result = await self.runner.run(
-                "customize", jobs.customize, tuple(self._object_path(s) for s in shas),
-                row.entry(self.root), self.root, f"{row.release}.btf")
+        data = {u.sha256: u.data for u in uploads}
+        blobs = tuple(ObjectBlob(self._object_path(s), data[s]) for s in shas)
+        result = await self.runner.run("customize", jobs.customize, blobs,
+                                       row.entry(self.root), self.root, f"{row.release}.btf")
         if result.status == jobs.OK:
             if result.btf_sha256 == row.btf_sha256:
                 self.cache.put("customize", ckey, result.data)
@@ -372,21 +373,16 @@ class Backend:
         raise ServerFault(f"{row.path}: the cache is too small to hold its download")
 
     async def _download(self, row: KernelRow, dkey: str) -> jobs.JobResult:
-        tmp = self.cache.temp_path("download")
-        try:
-            result = await self.runner.run("download", jobs.download_tarball,
-                                           row.entry(self.root), self.root,
-                                           f"{row.release}.btf", tmp)
-            if result.status == jobs.OK:
-                if result.btf_sha256 != row.btf_sha256:
-                    self._later(self.rescan("changed"))
-                    raise ServerFault(f"{row.path}: the file changed while it was read; "
-                                      "ask again")
-                self.cache.adopt("download", dkey, tmp)
-            return result
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        result = await self.runner.run("download", jobs.download_tarball,
+                                       row.entry(self.root), self.root, f"{row.release}.btf")
+        if result.status == jobs.OK:
+            if result.btf_sha256 != row.btf_sha256:
+                self._later(self.rescan("changed"))
+                raise ServerFault(f"{row.path}: the file changed while it was read; "
+                                  "ask again")
+            self.cache.put("download", dkey, result.data)
+            result.data = b""
+        return result
 
     # -- check and bundle ---------------------------------------------------------------------
 

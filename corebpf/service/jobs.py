@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._record import record
 from ..archive.sources import KernelEntry
+from ..btfgen import ObjectBlob
 from ..errors import Error
 from .errors import ServerFault
 
@@ -105,9 +106,10 @@ def index_kernel(entry: KernelEntry, root: str) -> tuple[str, str, int, str]:
     return sha, hashlib.sha256(raw).hexdigest(), len(raw), ""
 
 
-def customize(objects: Sequence[str], entry: KernelEntry, root: str, member: str
+def customize(objects: Sequence[ObjectBlob], entry: KernelEntry, root: str, member: str
               ) -> JobResult:
-    """One kernel's BTF minimized for ``objects``, as a btfhub-online tar.xz."""
+    """One kernel's BTF minimized for ``objects`` (their bytes: a cluster's workers need
+    to see the archive, not the server's cache), as a btfhub-online tar.xz."""
     from ..archive.sources import read_btf
     from ..btf import from_bytes
     from ..btfgen import Minimizer, load_object
@@ -139,10 +141,9 @@ def customize(objects: Sequence[str], entry: KernelEntry, root: str, member: str
                      size=len(data))
 
 
-def download_tarball(entry: KernelEntry, root: str, member: str, out_path: str
-                     ) -> JobResult:
+def download_tarball(entry: KernelEntry, root: str, member: str) -> JobResult:
     """A kernel that is not a BTFHub tarball (package, vmlinux, raw BTF) as one: its raw
-    BTF in a tar.xz, written to ``out_path``."""
+    BTF in a tar.xz."""
     from ..archive.sources import read_btf
 
     if not _inside(root, entry.path):
@@ -154,12 +155,19 @@ def download_tarball(entry: KernelEntry, root: str, member: str, out_path: str
         return JobResult(BAD_KERNEL, message=text if entry.path in text
                          else f"{entry.path}: {text}")
     data = btf_tarball(member, raw)
-    with open(out_path, "wb") as f:
-        f.write(data)
-    return JobResult(OK, btf_sha256=hashlib.sha256(raw).hexdigest(), size=len(data))
+    return JobResult(OK, data, hashlib.sha256(raw).hexdigest(), size=len(data))
 
 
 # -- server side -----------------------------------------------------------------------------
+
+
+def _cluster_threads(executor: Executor) -> int:
+    """How many tasks a Dask executor's cluster runs at once (4 when it cannot say)."""
+    client = getattr(executor, "_client", None)
+    try:
+        return max(1, sum(client.nthreads().values())) if client is not None else 4
+    except Exception:  # an executor of another kind
+        return 4
 
 
 class Runner:
@@ -199,8 +207,10 @@ class Runner:
         else:
             self._executor = self._stack.enter_context(self._pool())
         # every worker up and importing before the first request (submitted together,
-        # each submission finds no idle worker and starts one)
-        for f in [self._executor.submit(warm) for _ in range(self.jobs)]:
+        # each submission finds no idle worker and starts one; a cluster's workers are
+        # warmed by as many tasks as it has threads, or a few)
+        n = self.jobs if self.scheduler is None else _cluster_threads(self._executor)
+        for f in [self._executor.submit(warm) for _ in range(n)]:
             f.result()
 
     def close(self) -> None:

@@ -100,9 +100,10 @@ class Server:
         self._err = open(self.stderr_path, "w")
         script = Path(sys.executable).parent / "corebpf"  # the console script users run
         command = [str(script)] if script.exists() else [sys.executable, "-m", "corebpf"]
+        jobs = () if "--scheduler" in self.args else ("--jobs", "2")
         self.proc = subprocess.Popen(
-            [*command, "serve", "--archive", str(self.archive),
-             "--cache", str(self.cache), "--port", "0", "--jobs", "2", *self.args],
+            [*command, "serve", "--archive", str(self.archive), "--cache", str(self.cache),
+             "--port", "0", *jobs, *self.args],
             stdout=subprocess.PIPE, stderr=self._err, text=True, env=env, cwd=ROOT)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # "corebpf serve: http://127.0.0.1:PORT (...)"
