@@ -7,6 +7,7 @@ validates every offset against the file, so a hostile file ends in an
 
 from __future__ import annotations
 
+import os
 import struct
 from functools import cached_property
 
@@ -97,6 +98,20 @@ class Relocation:
     symbol: int
     type: int
     addend: int
+
+
+def is_bpf_object(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an ELF file for the BPF machine (what clang -target bpf writes),
+    from its first 20 bytes; False for directories, other files and unreadable paths."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(20)
+    except OSError:
+        return False
+    if len(head) < 20 or head[:4] != ELF_MAGIC or head[5] not in (1, 2):
+        return False
+    machine = int.from_bytes(head[18:20], "little" if head[5] == 1 else "big")
+    return machine == EM_BPF
 
 
 class ElfFile:

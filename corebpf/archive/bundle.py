@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._record import field, record
+from .._text import plural
 from ..errors import ArchiveError, Error
 from .parallel import ExecutorLike, map_kernels
 from .sources import (
@@ -304,6 +305,24 @@ class Bundle:
         if same and len({k.btf for k in same}) == 1:
             return Match(same[0], "release", self.blob(same[0].btf))
         return None
+
+    def require(self, *, distro: str | None = None, version: str | None = None,
+                arch: str | None = None, release: str | None = None) -> Match:
+        """:meth:`lookup`, or :class:`NoBTFError` naming the key searched (each part as
+        read from this machine when not given) and the bundle's nearest entries."""
+        match = self.lookup(distro=distro, version=version, arch=arch, release=release)
+        if match is not None:
+            return match
+        want = machine_key(distro, version, arch, release)
+        near = nearest_kernels(self.kernels, want)
+        if near:
+            hint = "nearest entries: " + ", ".join("/".join(k.key) for k in near)
+        else:
+            arches = sorted({k.arch for k in self.kernels})
+            hint = (f"it has no {want[2]} kernels (only {', '.join(arches) or 'none'})")
+        raise NoBTFError(f"{self.path}: no BTF for {_key_text(want)} "
+                         f"({plural(len(self.kernels), 'kernel')}); {hint}", key=want,
+                         tried=[self.path], nearest=near)
 
     @property
     def blob_count(self) -> int:

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._record import field, record
+from .._text import plural
 from ..errors import Error
 
 if TYPE_CHECKING:
@@ -287,9 +288,9 @@ def format_table(report: CheckReport) -> str:
     out = [fmt(head)] + [fmt(r) for r in lines]
     n = len(report.kernels)
     counts = {s: sum(1 for k in report.kernels if k.status == s) for s in (OK, POISONED, FAILED)}
-    out.append(f"{n} kernels: {counts[OK]} ok, {counts[POISONED]} poisoned, "
-               f"{counts[FAILED]} failed; {len(report.columns())} relocations in "
-               f"{len(report.objects)} objects")
+    out.append(f"{plural(n, 'kernel')}: {counts[OK]} ok, {counts[POISONED]} poisoned, "
+               f"{counts[FAILED]} failed; {plural(len(report.columns()), 'relocation')} in "
+               f"{plural(len(report.objects), 'object')}")
     return "\n".join(out) + "\n"
 
 

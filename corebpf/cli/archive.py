@@ -37,9 +37,11 @@ def register(sub: Any) -> None:
                         "relocations and pack the results, each distinct BTF stored once, "
                         "with an index, into one xz-compressed file to ship with the "
                         "program. Unreadable kernels are reported and skipped.")
-    p.add_argument("archive", metavar="DIR", help="archive directory (or one file)")
-    p.add_argument("--object", dest="objects", action="append", required=True,
-                   metavar="OBJ", help="clang-built BPF object (repeatable)")
+    p.add_argument("archive", metavar="DIR", nargs="?",
+                   help="archive directory (or one file)")
+    p.add_argument("--object", dest="objects", nargs="+", action="extend", required=True,
+                   metavar="OBJ", help="clang-built BPF object (several after one flag, or "
+                   "repeated)")
     p.add_argument("-o", "--output", required=True, metavar="BUNDLE",
                    help="bundle file to write (e.g. btf-bundle.tar.xz)")
     add_pool_options(p)
@@ -85,8 +87,9 @@ def register(sub: Any) -> None:
                         "the service's ETag; used as they are when it cannot be reached).")
     p.add_argument("--service", required=True, metavar="URL",
                    help="the service, e.g. http://127.0.0.1:8080")
-    p.add_argument("--object", dest="objects", action="append", metavar="OBJ",
-                   help="clang-built BPF object to minimize for (repeatable)")
+    p.add_argument("--object", dest="objects", nargs="+", action="extend", metavar="OBJ",
+                   help="clang-built BPF object to minimize for (several after one flag, "
+                   "or repeated)")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="raw BTF out (default: RELEASE.btf; '-' for stdout)")
     p.add_argument("--distro", help="os-release ID (default: this machine's)")
@@ -128,14 +131,23 @@ def run_index(args: argparse.Namespace) -> int:
 
 def run_bundle(args: argparse.Namespace) -> int:
     from ..archive.bundle import build_bundle
+    from ._args import split_objects
     from ._pool import executor, worker_path
 
+    objects, rest = split_objects(args.objects)  # `--object A.o B.o DIR`
+    archives = [args.archive, *rest] if args.archive else rest
+    if len(archives) != 1 or not objects:
+        print("corebpf archive bundle: expected one archive DIR and at least one --object "
+              f"(got {', '.join(archives) or 'no archive'})", file=sys.stderr)
+        return 2
     with executor(args) as pool:
-        r = build_bundle(args.objects, worker_path(args, args.archive), args.output,
+        r = build_bundle(objects, worker_path(args, archives[0]), args.output,
                          executor=pool, jobs=args.jobs, progress=progress(args))
     for path, error in r.skipped:
         print(f"corebpf: skipped {path}: {error}", file=sys.stderr)
-    print(f"{r.path}: {r.kernels} kernels, {r.blobs} distinct BTF "
+    from .._text import plural
+
+    print(f"{r.path}: {plural(r.kernels, 'kernel')}, {r.blobs} distinct BTF "
           f"(dedup ratio {r.dedup_ratio:.2f}), {r.raw_bytes} -> {r.stored_bytes} bytes "
           f"minimized, {r.file_size} bytes compressed")
     return 1 if r.skipped else 0
@@ -145,11 +157,8 @@ def run_lookup(args: argparse.Namespace) -> int:
     from ..archive.bundle import Bundle
 
     b = Bundle.open(args.bundle)
-    match = b.lookup(distro=args.distro, version=args.version, arch=args.arch,
-                     release=args.release)
-    if match is None:
-        print(f"corebpf: {args.bundle}: no BTF for this kernel", file=sys.stderr)
-        return 1
+    match = b.require(distro=args.distro, version=args.version, arch=args.arch,
+                      release=args.release)
     k = match.kernel
     print(f"{k.distro}/{k.version}/{k.arch}/{k.release}: {k.size} bytes, {k.types} types "
           f"(matched by {match.rule})")
@@ -173,10 +182,12 @@ def run_list(args: argparse.Namespace) -> int:
         json.dump(b.index, sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
-    for k in b.kernels:
-        print(f"{k.distro}/{k.version}/{k.arch}/{k.release}  {k.btf[:12]}  {k.size} bytes  "
-              f"{k.types} types")
-    print(f"{len(b.kernels)} kernels, {b.blob_count} distinct BTF")
+    from .._text import plural, table
+
+    rows = [("KERNEL", "BTF", "BYTES", "TYPES")]
+    rows += [("/".join(k.key), k.btf[:12], str(k.size), str(k.types)) for k in b.kernels]
+    sys.stdout.write(table(list(rows), right=frozenset({2, 3})))
+    print(f"{plural(len(b.kernels), 'kernel')}, {b.blob_count} distinct BTF")
     return 0
 
 
@@ -186,7 +197,9 @@ def run_extract(args: argparse.Namespace) -> int:
     report = safe_extract(args.tarball, args.dest, max_member=args.max_member)
     for name, why in report.refused:
         print(f"corebpf: refused {name!r}: {why}", file=sys.stderr)
-    print(f"{len(report.written)} files written to {args.dest}")
+    from .._text import plural
+
+    print(f"{plural(len(report.written), 'file')} written to {args.dest}")
     return 1 if report.refused else 0
 
 
@@ -203,7 +216,10 @@ def run_fetch(args: argparse.Namespace) -> int:
         sys.stdout.flush()
     else:
         write_atomic(out, got.btf)
-    what = f"minimized for {len(args.objects)} object(s)" if args.objects else "whole"
+    from .._text import plural
+
+    what = (f"minimized for {plural(len(args.objects), 'object')}" if args.objects
+            else "whole")
     how = {"network": "fetched", "revalidated": "cached copy, current",
            "stale": "cached copy: the service cannot be reached"}[got.origin]
     print(f"{out}: {len(got.btf)} bytes of raw BTF of {'/'.join(got.key)} ({what}) from "

@@ -21,7 +21,10 @@ def register(sub: Any) -> None:
         "field or type the program reads is missing on that kernel) or failed (the object "
         "would not load, e.g. ambiguous candidates). Exit status 1 when a kernel failed "
         "(or its BTF could not be read); poisoned relocations alone exit 0 unless --strict.")
-    p.add_argument("objects", nargs="+", metavar="OBJ", help="clang-built BPF object (.o)")
+    p.add_argument("objects", nargs="*", metavar="OBJ", help="clang-built BPF object (.o)")
+    p.add_argument("--object", dest="more_objects", nargs="+", action="extend", default=[],
+                   metavar="OBJ", help="objects after a flag too, as gen min-btf and "
+                   "archive bundle take them")
     p.add_argument("--archive", required=True, metavar="DIR",
                    help="BTFHub-layout tree, .deb/vmlinux/raw BTF files")
     p.add_argument("--json", action="store_true",
@@ -36,8 +39,12 @@ def register(sub: Any) -> None:
 def run_check(args: argparse.Namespace) -> int:
     from ..archive.check import check_archive, format_table
 
+    objects = [*args.objects, *args.more_objects]
+    if not objects:
+        print("corebpf check: no object (give OBJ or --object OBJ)", file=sys.stderr)
+        return 2
     with executor(args) as pool:
-        report = check_archive(args.objects, worker_path(args, args.archive),
+        report = check_archive(objects, worker_path(args, args.archive),
                                executor=pool, jobs=args.jobs, progress=progress(args))
     for k in report.kernels:
         if k.error is not None:

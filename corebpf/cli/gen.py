@@ -31,15 +31,17 @@ def register(sub: Any) -> None:
         "unreadable input is reported and the others go on (exit status 1).")
     p.add_argument("inputs", nargs="*", metavar="INPUT",
                    help="kernel BTF or archive directory (same as --btf)")
-    p.add_argument("--btf", action="append", default=[], metavar="INPUT",
-                   help="kernel BTF to minimize (repeatable)")
-    p.add_argument("--object", dest="objects", action="append", required=True,
-                   metavar="OBJ", help="clang-built BPF object (repeatable)")
+    p.add_argument("--btf", nargs="+", action="extend", default=[], metavar="INPUT",
+                   help="kernel BTF to minimize (several after one flag, or repeated)")
+    p.add_argument("--object", dest="objects", nargs="+", action="extend", required=True,
+                   metavar="OBJ", help="clang-built BPF object (several after one flag, or "
+                   "repeated)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
                    help="directory for the minimized .btf files (created)")
     p.add_argument("--base", metavar="VMLINUX",
                    help="the inputs are split (module) BTF on this vmlinux BTF")
-    p.add_argument("--module", dest="modules", action="append", default=[], metavar="BTF",
+    p.add_argument("--module", dest="modules", nargs="+", action="extend", default=[],
+                   metavar="BTF",
                    help="module BTF split on the (single) input, searched after it as "
                    "libbpf searches kernel modules (repeatable)")
     p.add_argument("--decl-tags", action="store_true",
@@ -109,8 +111,13 @@ def run_skeleton(args: argparse.Namespace) -> int:
 
 def run_min_btf(args: argparse.Namespace) -> int:
     from ..btfgen import minimize_files
+    from ._args import split_objects
 
-    inputs = [*args.inputs, *args.btf]
+    objects, rest = split_objects(args.objects)  # `--object A.o B.o KERNEL_DIR`
+    inputs = [*args.inputs, *rest, *args.btf]
+    if not objects:
+        print("corebpf gen min-btf: no BPF object among --object's values", file=sys.stderr)
+        return 2
     if not inputs:
         print("corebpf gen min-btf: no input BTF (give INPUT or --btf)", file=sys.stderr)
         return 2
@@ -122,7 +129,7 @@ def run_min_btf(args: argparse.Namespace) -> int:
     base = None if args.base is None else worker_path(args, args.base)
     modules = [worker_path(args, m) for m in args.modules]
     with executor(args) as pool:
-        outcomes = minimize_files(args.objects, inputs, args.output, base=base,
+        outcomes = minimize_files(objects, inputs, args.output, base=base,
                                   modules=modules, keep_decl_tags=args.decl_tags,
                                   jobs=args.jobs, executor=pool, progress=progress(args))
     failed = 0
