@@ -70,7 +70,10 @@ def register(sub: Any) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     import asyncio
+    import contextlib
+    import signal
     import socket
+    from collections.abc import Iterator
 
     from ..errors import Error
     from ..service import ServiceConfig, create_app, require_extra
@@ -98,8 +101,24 @@ def run_serve(args: argparse.Namespace) -> int:
                            cache_size=args.cache_size, rescan_interval=args.rescan)
     app = create_app(config)
     backend = app.state.backend
-    server = uvicorn.Server(uvicorn.Config(app, log_level="info" if args.access_log
-                                           else "warning", access_log=args.access_log))
+    class Server(uvicorn.Server):
+        """uvicorn's server with its own signal handling: SIGTERM and SIGINT end serve()
+        and the backend's shutdown runs (uvicorn's would re-raise the signal after
+        serve(), killing the process before the cache's last-use times are written)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.handle_exit, sig, None)
+            try:
+                yield
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+
+    server = Server(uvicorn.Config(app, log_level="info" if args.access_log else "warning",
+                                   access_log=args.access_log))
 
     async def main() -> None:
         await backend.start()  # here, so that a bad archive or cache is an error message

@@ -380,8 +380,10 @@ class Backend:
                 self._later(self.rescan("changed"))
                 raise ServerFault(f"{row.path}: the file changed while it was read; "
                                   "ask again")
-            self.cache.put("download", dkey, result.data)
+            # a whole kernel's BTF (megabytes): written by a thread, renamed here
+            tmp = await asyncio.to_thread(self.cache.write_temp, "download", result.data)
             result.data = b""
+            self.cache.adopt("download", dkey, tmp)
         return result
 
     # -- check and bundle ---------------------------------------------------------------------

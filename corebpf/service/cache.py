@@ -143,8 +143,9 @@ class Cache:
         os.close(fd)
         return path
 
-    def put(self, kind: str, key: str, data: bytes) -> None:
-        """Store ``data`` atomically (temporary file, then rename)."""
+    def write_temp(self, kind: str, data: bytes) -> str:
+        """``data`` in a fresh temporary file of the cache, for :meth:`adopt`; touches no
+        shared state, so a thread may write large entries off the event loop."""
         fd, tmp = tempfile.mkstemp(prefix=f"{kind}.", dir=self.tmp)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -153,7 +154,11 @@ class Cache:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        self.adopt(kind, key, tmp)
+        return tmp
+
+    def put(self, kind: str, key: str, data: bytes) -> None:
+        """Store ``data`` atomically (temporary file, then rename)."""
+        self.adopt(kind, key, self.write_temp(kind, data))
 
     def adopt(self, kind: str, key: str, tmp: str) -> None:
         """Move a finished temporary file into place as entry ``key``, then evict what

@@ -221,21 +221,38 @@ class Runner:
         self._stack.close()
         self._executor = None
 
-    def _replace_pool(self) -> None:
-        """A worker died (killed, out of memory): a fresh pool for the next jobs."""
-        old = self._executor
-        if self.scheduler is None and isinstance(old, ProcessPoolExecutor):
-            self._executor = self._pool()
-            old.shutdown(wait=False, cancel_futures=True)
+    def _replace_pool(self, broken: Executor) -> None:
+        """A worker died (killed, out of memory): a fresh pool, warming in the
+        background, for the next jobs (once, however many jobs saw the old one break)."""
+        if self.scheduler is not None or self._executor is not broken \
+                or not isinstance(broken, ProcessPoolExecutor):
+            return
+        self._executor = pool = self._pool()
+        broken.shutdown(wait=False, cancel_futures=True)
+        for _ in range(self.jobs):
+            pool.submit(warm)
 
     async def run(self, job: str, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` on a worker; its duration is observed as job ``job``."""
+        """``fn(*args)`` on a worker; its duration is observed as job ``job``.
+
+        A pool found broken when the job is submitted (a worker died while idle) is
+        replaced and the job submitted again; a worker that dies while running the job
+        is a ServerFault for this job only (it may be the job that killed it)."""
         start = time.perf_counter()
         try:
-            return await asyncio.wrap_future(self.executor.submit(fn, *args))
-        except BrokenProcessPool:
-            self._replace_pool()
-            raise ServerFault(f"a worker process died during a {job} job") from None
+            for _ in range(2):
+                pool = self.executor
+                try:
+                    fut = pool.submit(fn, *args)
+                except BrokenProcessPool:
+                    self._replace_pool(pool)
+                    continue
+                try:
+                    return await asyncio.wrap_future(fut)
+                except BrokenProcessPool:
+                    self._replace_pool(pool)
+                    raise ServerFault(f"a worker process died during a {job} job") from None
+            raise ServerFault(f"the worker processes die as they start ({job} job)")
         finally:
             self.metrics.job_duration.labels(job).observe(time.perf_counter() - start)
 

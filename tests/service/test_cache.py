@@ -95,9 +95,10 @@ def test_restart_keeps_the_cache(archive: tuple[Path, list[tuple[str, ...]]],
     root, keys = archive
     cache = tmp_path / "cache"
     obj = [("runqlat.bpfel.o", object_bytes("runqlat.bpfel.o"))]
-    with Server(root, cache) as first:
-        status, h, body = post_objects(f"{first.url}/api/v1/customize?{query(keys[0])}", obj)
-        assert status == 200 and h["x-corebpf-cache"] == "miss"
+    first = Server(root, cache).start()
+    status, h, body = post_objects(f"{first.url}/api/v1/customize?{query(keys[0])}", obj)
+    assert status == 200 and h["x-corebpf-cache"] == "miss"
+    assert first.stop() == 0  # SIGTERM: a clean shutdown
     with Server(root, cache) as second:
         status, h2, body2 = post_objects(f"{second.url}/api/v1/customize?"
                                          f"{query(keys[0])}", obj)
