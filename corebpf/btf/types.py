@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 
+from .._enum import IntEnumBase, simple_enum
+
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
@@ -17,7 +19,8 @@ if TYPE_CHECKING:
 
 
 
-class Kind(enum.IntEnum):
+@simple_enum(enum.IntEnum)
+class Kind(IntEnumBase):
     """BTF_KIND_* numbers as the kernel defines them."""
 
     UNKN = 0
@@ -54,13 +57,15 @@ class IntEncoding(enum.IntFlag):
     BOOL = 4
 
 
-class FuncLinkage(enum.IntEnum):
+@simple_enum(enum.IntEnum)
+class FuncLinkage(IntEnumBase):
     STATIC = 0
     GLOBAL = 1
     EXTERN = 2
 
 
-class VarLinkage(enum.IntEnum):
+@simple_enum(enum.IntEnum)
+class VarLinkage(IntEnumBase):
     STATIC = 0
     GLOBAL = 1
     EXTERN = 2

@@ -6,11 +6,13 @@ import enum
 import struct
 from collections.abc import Callable
 
+from .._enum import IntEnumBase, simple_enum
 from .._record import field, record
 from ..errors import ObjectError
 
 
-class RelocKind(enum.IntEnum):
+@simple_enum(enum.IntEnum)
+class RelocKind(IntEnumBase):
     """CO-RE relocation kinds (enum bpf_core_relo_kind), named as libbpf prints them."""
 
     FIELD_BYTE_OFFSET = 0

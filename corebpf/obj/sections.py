@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import enum
 
+from .._enum import EnumBase, IntEnumBase, simple_enum
 from .._record import record
 
 
-class MapType(enum.IntEnum):
+@simple_enum(enum.IntEnum)
+class MapType(IntEnumBase):
     """BPF_MAP_TYPE_* (include/uapi/linux/bpf.h); ``name.lower()`` is bpftool's name for it."""
 
     UNSPEC = 0
@@ -54,7 +56,8 @@ def map_type_name(value: int) -> str:
         return f"type {value}"
 
 
-class ProgramType(enum.IntEnum):
+@simple_enum(enum.IntEnum)
+class ProgramType(IntEnumBase):
     UNSPEC = 0
     SOCKET_FILTER = 1
     KPROBE = 2
@@ -90,7 +93,8 @@ class ProgramType(enum.IntEnum):
     NETFILTER = 32
 
 
-class AttachType(enum.IntEnum):
+@simple_enum(enum.IntEnum)
+class AttachType(IntEnumBase):
     CGROUP_INET_INGRESS = 0
     CGROUP_INET_EGRESS = 1
     CGROUP_INET_SOCK_CREATE = 2
@@ -151,7 +155,8 @@ class AttachType(enum.IntEnum):
 
 
 #: How a program of this section is attached (the loader dispatches on it).
-class AttachKind(enum.Enum):
+@simple_enum(enum.Enum)
+class AttachKind(EnumBase):
     NONE = "none"
     KPROBE = "kprobe"
     UPROBE = "uprobe"
