@@ -766,7 +766,6 @@ def format_size(n: int) -> str:
 __all__ = [
     "DEFAULT_MAX_SIZE", "KINDS", "WALK_EVERY", "CacheError", "CacheInfo", "Entry", "Kind",
     "KindUsage", "Removed", "SourceKey", "boot_id", "clear", "enabled", "format_size", "info",
-    "kind_dir",
-    "max_size", "parse_size", "prune", "read", "read_file", "root", "scan", "source_key",
-    "write", "write_file",
+    "kind_dir", "max_size", "parse_size", "prune", "read", "read_file", "root", "scan",
+    "source_key", "write", "write_file",
 ]
