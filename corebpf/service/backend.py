@@ -413,7 +413,9 @@ class Backend:
         okey = _key("check", self._generation(rows), *shas)
         data = self.cache.read("check", okey)
         self._hit("check", data is not None)
-        if data is None:
+        if data is not None:
+            self._store(uploads)
+        else:
             got = await self.runner.once(okey, lambda: self._check(rows, uploads, shas, okey))
             if isinstance(got, jobs.JobResult):
                 raise self._fail(got, uploads)

@@ -14,9 +14,12 @@ MISS_RESCAN_INTERVAL = 1.0
 
 
 def default_cache_dir() -> str:
-    """``$XDG_CACHE_HOME/corebpf/service`` (``~/.cache/corebpf/service``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "corebpf", "service")
+    """``service`` under corebpf's cache root (``$COREBPF_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/corebpf``, else ``~/.cache/corebpf``), beside the client's answers,
+    which ``corebpf cache`` manages and this store's files are kept apart from."""
+    from ..cache import root
+
+    return os.path.join(root(), "service")
 
 
 @record
