@@ -397,7 +397,7 @@ def test_cli_fetch(server: str, kernel_raw: bytes, tmp_path: Path,
     args = ["archive", "fetch", "--service", server, *key, "--object", str(OBJ), "-o",
             str(mini)]
     assert main(args) == 0
-    assert "(minimized for 1 object(s))" in capsys.readouterr().out
+    assert "(minimized for 1 object)" in capsys.readouterr().out
     assert _decisions(btf.load(mini, index_cache=False)) == \
         _decisions(btf.from_bytes(kernel_raw))
     assert main(args) == 0
