@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, BinaryIO
@@ -84,6 +85,7 @@ class Backend:
         self._list_body: tuple[str, bytes] | None = None
         self._index: KernelIndex | None = None
         self._cache: Cache | None = None
+        self._lock: int | None = None
         self.started = False
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -110,14 +112,16 @@ class Backend:
             self.root = self.archive
         try:
             os.makedirs(self.cache_dir, exist_ok=True)
+            self._lock = self._take_lock()
             db = connect(os.path.join(self.cache_dir, "service.sqlite"))
+            self._index = KernelIndex(db, self.archive)
+            self._cache = Cache(self.cache_dir, db, self.config.cache_size,
+                                on_evict=self._evicted)
         except OSError as e:
-            raise Error(f"{self.cache_dir}: cannot use as the cache: {e.strerror}") from None
-        except Exception as e:  # sqlite3.Error: a damaged database file
+            raise Error(f"{self.cache_dir}: cannot use as the cache: "
+                        f"{e.strerror or e}") from None
+        except sqlite3.Error as e:  # a damaged database file
             raise Error(f"{self.cache_dir}/service.sqlite: {e}") from None
-        self._index = KernelIndex(db, self.archive)
-        self._cache = Cache(self.cache_dir, db, self.config.cache_size,
-                            on_evict=self._evicted)
         self.metrics.cache_bytes.set_function(lambda: self.cache.total)
         self.metrics.cache_entries.set_function(lambda: self.cache.entries)
         await asyncio.to_thread(self.runner.start)
@@ -126,6 +130,20 @@ class Backend:
             self._every(self.config.rescan_interval, lambda: self.rescan("timer"))
         self._every(FLUSH_INTERVAL, self._flush)
         self.started = True
+
+    def _take_lock(self) -> int:
+        """One server per cache: its in-memory LRU order and totals are its own."""
+        import fcntl
+
+        fd = os.open(os.path.join(self.cache_dir, "serve.lock"), os.O_RDWR | os.O_CREAT,
+                     0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise Error(f"{self.cache_dir}: the cache of another running corebpf serve "
+                        "(give this one its own --cache)") from None
+        return fd
 
     async def stop(self) -> None:
         self.started = False
@@ -139,6 +157,9 @@ class Backend:
         await asyncio.to_thread(self.runner.close)
         if self._index is not None:
             self._index.db.close()
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def _every(self, seconds: float, fn: Callable[[], Awaitable[None]]) -> None:
         async def loop() -> None:

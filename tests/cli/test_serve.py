@@ -87,3 +87,26 @@ def test_one_file_archive(tmp_path: Path) -> None:
 
         assert [r["kernel_version"] for r in json.loads(body)] == [
             one.name.removesuffix(".btf.xz")]
+
+
+def test_one_server_per_cache(tmp_path: Path) -> None:
+    if not debian_files():
+        pytest.skip("tests/data/btf has no Debian kernels")
+    from tests.service.conftest import Server
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / debian_files()[0].name).write_bytes(debian_files()[0].read_bytes())
+    with Server(tmp_path / "a", tmp_path / "cache"):
+        r = serve("--archive", str(tmp_path / "a"), "--cache", str(tmp_path / "cache"),
+                  "--port", "0", "--jobs", "1")
+        assert r.returncode == 1 and "another running corebpf serve" in r.stderr
+        assert "sqlite" not in r.stderr
+        assert "Traceback" not in r.stderr
+
+
+def test_damaged_index_database(tmp_path: Path) -> None:
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "service.sqlite").write_bytes(b"not a database" * 100)
+    r = serve("--archive", str(tmp_path), "--cache", str(tmp_path / "cache"), "--port", "0",
+              "--jobs", "1")
+    assert r.returncode == 1 and "service.sqlite" in r.stderr and "Traceback" not in r.stderr
