@@ -71,9 +71,19 @@ def _build(cls: type[_T], frozen: bool) -> type[_T]:
             body.append(f"  self.{name} = {value}")
     glb["_set"] = object.__setattr__
     src = f"def __init__(self, {', '.join(args)}):\n" + ("\n".join(body) or "  pass")
-    local: dict[str, Any] = {}
-    exec(src, glb, local)
-    ns["__init__"] = local["__init__"]
+    built: list[type[_T]] = []
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        # compiled on the first instance: most commands make none of most records, and
+        # a compile is most of what a record costs at import
+        local: dict[str, Any] = {}
+        exec(src, glb, local)
+        init = local["__init__"]
+        init.__qualname__ = f"{qual}.__init__"
+        built[0].__init__ = init  # type: ignore[method-assign]
+        init(self, *args, **kwargs)
+
+    ns["__init__"] = __init__
     qual = cls.__qualname__
 
     def __repr__(self: Any) -> str:
@@ -101,6 +111,7 @@ def _build(cls: type[_T], frozen: bool) -> type[_T]:
     meta: Any = type(cls)
     new: type[_T] = meta(cls.__name__, cls.__bases__, ns)
     new.__qualname__ = qual
+    built.append(new)
     return new
 
 
