@@ -283,11 +283,11 @@ class Backend:
             if not self.cache.touch("object", u.sha256):
                 self.cache.put("object", u.sha256, u.data)
 
-    def _forget_bad(self, message: str, shas: Sequence[str]) -> None:
-        """An object corebpf refused is not kept."""
-        for sha in shas:
-            if self._object_path(sha) in message:
-                self.cache.discard("object", sha)
+    def _forget_bad(self, culprit: str) -> None:
+        """An object corebpf cannot read is not kept (``culprit``: its stored path)."""
+        for_sha = os.path.basename(culprit)
+        if culprit == self._object_path(for_sha):
+            self.cache.discard("object", for_sha)
 
     def _clean(self, message: str, uploads: Sequence[Upload]) -> str:
         """A worker's message as the client should read it: its objects by the names
@@ -343,8 +343,8 @@ class Backend:
                 self.cache.put("customize", ckey, result.data)
             else:  # the file changed since indexed: answer, but do not cache
                 self._later(self.rescan("changed"))
-        elif result.status == jobs.BAD_OBJECT:
-            self._forget_bad(result.message, shas)
+        elif result.culprit:
+            self._forget_bad(result.culprit)
         return result
 
     def _later(self, coro: Awaitable[None]) -> None:
@@ -415,7 +415,7 @@ class Backend:
                 raise NotFound(f"no uploaded object with sha256 {sha} (POST it to "
                                "/api/v1/bundle, /api/v1/check or /api/v1/customize first)")
 
-    def _validate(self, paths: Sequence[str]) -> str | None:
+    def _validate(self, paths: Sequence[str]) -> jobs.JobResult | None:
         """In a thread: the first object corebpf cannot read, with why."""
         from ..btfgen import load_object
 
@@ -423,7 +423,8 @@ class Backend:
             try:
                 load_object(p)
             except Exception as e:
-                return str(e) if isinstance(e, Error) else f"{p}: {type(e).__name__}: {e}"
+                return jobs.JobResult(jobs.BAD_OBJECT, culprit=p, message=str(e) if isinstance(
+                    e, Error) else f"{p}: {type(e).__name__}: {e}")
         return None
 
     async def check(self, uploads: Sequence[Upload], filters: dict[str, str]) -> Reply:
@@ -455,9 +456,9 @@ class Backend:
         with self.cache.pinned([f"object/{s}" for s in shas]):
             got = await self.runner.in_thread("check", self._check_sync, paths,
                                               [r.entry(self.root) for r in rows])
-        if isinstance(got, str):
-            self._forget_bad(got, shas)
-            return jobs.JobResult(jobs.BAD_OBJECT, message=got)
+        if isinstance(got, jobs.JobResult):
+            self._forget_bad(got.culprit)
+            return got
         by_path = dict(zip(paths, shas, strict=True))
         for k in got["kernels"]:
             k["path"] = self._rel(k["path"])
@@ -469,7 +470,8 @@ class Backend:
         self.cache.put("check", okey, data)
         return data
 
-    def _check_sync(self, paths: list[str], entries: list[Any]) -> dict[str, Any] | str:
+    def _check_sync(self, paths: list[str], entries: list[Any]
+                    ) -> dict[str, Any] | jobs.JobResult:
         from ..archive.check import check_archive
 
         bad = self._validate(paths)
@@ -516,15 +518,16 @@ class Backend:
                     "bundle", self._bundle_sync, paths, [r.entry(self.root) for r in rows],
                     tmp)
             if bad is not None:
-                self._forget_bad(bad, shas)
-                return jobs.JobResult(jobs.BAD_OBJECT, message=bad)
+                self._forget_bad(bad.culprit)
+                return bad
             self.cache.adopt("bundle", bkey, tmp)
             return None
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
 
-    def _bundle_sync(self, paths: list[str], entries: list[Any], out: str) -> str | None:
+    def _bundle_sync(self, paths: list[str], entries: list[Any], out: str
+                     ) -> jobs.JobResult | None:
         from ..archive.bundle import build_bundle
 
         bad = self._validate(paths)

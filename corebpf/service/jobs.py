@@ -48,6 +48,8 @@ class JobResult:
     btf_sha256: str = ""
     message: str = ""
     size: int = 0
+    #: the object corebpf could not read (its name), when that is what failed
+    culprit: str = ""
 
 
 # -- worker side -----------------------------------------------------------------------------
@@ -116,10 +118,12 @@ def customize(objects: Sequence[ObjectBlob], entry: KernelEntry, root: str, memb
     from ..core import Target
     from ..core.engine import FLAVOR_SEP, objects_root_names
 
-    try:
-        objs = [load_object(p) for p in objects]
-    except Exception as e:  # a client's bytes: every failure is theirs
-        return JobResult(BAD_OBJECT, message=_text(e))
+    objs = []
+    for blob in objects:
+        try:
+            objs.append(load_object(blob))
+        except Exception as e:  # a client's bytes: every failure is theirs
+            return JobResult(BAD_OBJECT, message=_text(e), culprit=blob.name)
     if not _inside(root, entry.path):
         return JobResult(BAD_KERNEL, message=f"{entry.path}: resolves outside the archive")
     try:
