@@ -311,6 +311,9 @@ class Loader:
         #: rewrite the object's BTF for these features up front instead of probing
         #: after a refusal (to prepare BTF for an older kernel, or to test the rewrite)
         self.forced_features = btf_features
+        if vmlinux is None and isinstance(core_btf, Spec) and core_btf.base is None \
+                and core_btf.source == KERNEL_BTF:
+            vmlinux = core_btf  # the kernel's own, opened by the caller: not read twice
         self._vmlinux = vmlinux
         self.core_btf = core_btf
         self.rodata = dict(rodata or {})

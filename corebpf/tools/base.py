@@ -395,7 +395,7 @@ def _run(tool: Tool) -> int:
         if cgroup:
             skel.rodata.filter_cg = True
         tool.configure(skel, compat)
-        skel.load(btf=[spec, *more] if more else None if kind == "kernel" else spec,
+        skel.load(btf=[spec, *more] if more else spec,
                   verifier_log_lines=None if args.verbose else 20)
         if args.verbose:
             _print_core(tool, skel)
