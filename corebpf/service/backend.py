@@ -246,7 +246,8 @@ class Backend:
                 if all(getattr(r, f) == v for f, v in filters.items())]
         if not rows:
             which = " ".join(f"{f}={v!r}" for f, v in filters.items())
-            raise NotFound(f"no kernel in the archive matches {which}")
+            raise NotFound(f"no kernel in the archive matches {which}" if which
+                           else "the archive has no kernel")
         return rows
 
     @staticmethod

@@ -159,6 +159,7 @@ class KernelIndex:
         self.by_key: dict[tuple[str, str, str, str], KernelRow] = {}
         self.refused: list[tuple[str, str]] = []
         self.generation = ""
+        self._usable: list[KernelRow] = []
         self.load()
 
     def load(self) -> None:
@@ -209,14 +210,16 @@ class KernelIndex:
             if have is None or (have.error and not row.error):
                 by_key[row.key] = row
         self.by_key = by_key
+        self._usable = sorted((r for r in by_key.values() if not r.error),
+                              key=lambda r: r.key)
         h = hashlib.sha256()
-        for row in self.usable():
+        for row in self._usable:
             h.update("\0".join((*row.key, row.btf_sha256)).encode() + b"\n")
         self.generation = h.hexdigest()
 
     def usable(self) -> list[KernelRow]:
-        """The kernels requests may use, one per key, in key order."""
-        return sorted((r for r in self.by_key.values() if not r.error), key=lambda r: r.key)
+        """The kernels requests may use, one per key, in key order (do not modify)."""
+        return self._usable
 
     def lookup(self, key: tuple[str, str, str, str]) -> KernelRow | None:
         return self.by_key.get(key)
