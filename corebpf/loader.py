@@ -10,7 +10,7 @@ import ctypes
 import mmap
 import os
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from . import sys as ksys
 from .btf import Spec
@@ -616,8 +616,7 @@ class Loader:
         buf = bytearray(code[main.name])
         segments: list[tuple[ProgramSpec, int]] = [(main, 0)]
         placed: dict[str, int] = {main.name: 0}
-        i = 0
-        while i < len(buf) // 8:
+        for i in _calls_and_loads(buf):  # in order, also in code appended meanwhile
             seg_prog, seg_start = next((p, s) for p, s in reversed(segments) if s <= i)
             local = i - seg_start
             c, regs, o, imm = INSN.unpack_from(buf, i * 8)
@@ -625,7 +624,6 @@ class Loader:
             is_call = c == 0x85 and src == BPF_PSEUDO_CALL
             is_func_addr = c == 0x18 and src == BPF_PSEUDO_FUNC
             if not (is_call or is_func_addr):
-                i += 2 if c == 0x18 else 1
                 continue
             rel = next((r for r in seg_prog.relocations if r.insn == local
                         and r.type in (RelocType.CALL, RelocType.SUBPROG_ADDR)), None)
@@ -648,7 +646,6 @@ class Loader:
                 buf += code[sub.name]
             dest = placed[sub.name] + (target_off - sub.offset) // 8
             INSN.pack_into(buf, i * 8, c, regs, o, dest - i - 1)
-            i += 2 if c == 0x18 else 1
         return buf, segments
 
     # -- programs --------------------------------------------------------------------
@@ -761,6 +758,25 @@ def _s32(v: int) -> int:
 BTFArg = Spec | str | os.PathLike[str]
 #: what ``load(btf=...)`` takes: one BTF or Target, or several searched in order
 CoreBTF = BTFArg | Target | Sequence[BTFArg | Target]
+
+
+def _calls_and_loads(buf: bytearray) -> Iterator[int]:
+    """Indexes of the calls (0x85) and 64-bit loads (0x18) in ``buf``, in order, found by
+    searching the opcode bytes (the second half of a 64-bit load has opcode 0, so every
+    hit starts an instruction) instead of decoding every instruction; code appended to
+    ``buf`` while iterating is searched too."""
+    start = 0
+    while start < len(buf) // 8:
+        end = len(buf) // 8
+        ops = bytes(buf[start * 8:end * 8:8])
+        hits = []
+        for op in (b"\x85", b"\x18"):
+            k = ops.find(op)
+            while k >= 0:
+                hits.append(start + k)
+                k = ops.find(op, k + 1)
+        yield from sorted(hits)
+        start = end
 
 
 def core_targets(btf: CoreBTF | None) -> Spec | Target | None:
