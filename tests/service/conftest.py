@@ -52,11 +52,22 @@ def object_bytes(name: str) -> bytes:
 
 
 def build_archive(root: Path, *, corpus: bool = True, broken: bool = True,
-                  escape: bool = True, debian: int = 2) -> list[tuple[str, str, str, str]]:
+                  escape: bool = True, debian: int = 2, vmlinux: bool = False
+                  ) -> list[tuple[str, str, str, str]]:
     """A BTFHub-layout tree: corpus kernels (as BTFHub ships them), Debian kernels (raw
-    .btf.xz, served as made tarballs), a corrupt file and a link leaving the tree.
-    Returns the keys that should be served."""
+    .btf.xz, served as made tarballs), a vmlinux ELF file, a corrupt file and a link
+    leaving the tree. Returns the keys that should be served."""
     keys = []
+    if vmlinux:  # another kind: an ELF with .BTF, named vmlinux-<release>
+        from corebpf.archive.sources import read_btf
+        from corebpf.btf.vmlinux import vmlinux_elf
+
+        src = debian_files()[-1]
+        release = src.name.removesuffix(".btf.xz")
+        dest = root / "fedora" / "39" / "x86_64" / f"vmlinux-{release}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(vmlinux_elf(read_btf(src)))
+        keys.append(("fedora", "39", "x86_64", release))
     for deb in debian_files()[:debian]:
         dest = root / "debian" / "12" / "x86_64" / deb.name
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -243,7 +254,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     if not debian_files():
         pytest.skip("tests/data/btf has no Debian kernels")
     root = tmp_path_factory.mktemp("served")
-    keys = build_archive(root / "archive")
+    keys = build_archive(root / "archive", vmlinux=True)
     server = Server(root / "archive", root / "cache", "--max-upload", "1M")
     with server:
         yield Served(server, keys)

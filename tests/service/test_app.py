@@ -154,7 +154,7 @@ def test_both_architectures(served: Served) -> None:
         assert "arm64" in arches
 
 
-@pytest.mark.parametrize("index", range(6))
+@pytest.mark.parametrize("index", range(7))  # 4 corpus, 2 Debian, 1 vmlinux
 def test_customized_btf_decides_as_the_full_btf(served: Served, index: int) -> None:
     """For each kernel: every relocation of every object, against the customized BTF
     (one object per request, and all together), is decided as against the whole BTF."""
