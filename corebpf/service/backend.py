@@ -417,12 +417,14 @@ class Backend:
                                "/api/v1/bundle, /api/v1/check or /api/v1/customize first)")
 
     def _validate(self, paths: Sequence[str]) -> jobs.JobResult | None:
-        """In a thread: the first object corebpf cannot read, with why."""
+        """In a thread: the first object corebpf cannot read, with why (its BTF is read
+        lazily: its relocations' names read it here, not on every kernel later)."""
         from ..btfgen import load_object
+        from ..core.engine import objects_root_names
 
         for p in paths:
             try:
-                load_object(p)
+                objects_root_names([load_object(p)])
             except Exception as e:
                 return jobs.JobResult(jobs.BAD_OBJECT, culprit=p, message=str(e) if isinstance(
                     e, Error) else f"{p}: {type(e).__name__}: {e}")

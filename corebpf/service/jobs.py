@@ -119,17 +119,19 @@ def customize(objects: Sequence[ObjectBlob], entry: KernelEntry, root: str, memb
     from ..core.engine import FLAVOR_SEP, objects_root_names
 
     objs = []
+    names: set[str] = set()
     for blob in objects:
-        try:
-            objs.append(load_object(blob))
+        try:  # the object's BTF is read lazily: its relocations' names read it here
+            obj = load_object(blob)
+            names |= objects_root_names([obj])
         except Exception as e:  # a client's bytes: every failure is theirs
             return JobResult(BAD_OBJECT, message=_text(e), culprit=blob.name)
+        objs.append(obj)
     if not _inside(root, entry.path):
         return JobResult(BAD_KERNEL, message=f"{entry.path}: resolves outside the archive")
     try:
         raw = read_btf(entry)
-        spec = from_bytes(raw, source=entry.path, find_names=objects_root_names(objs),
-                          prefix_sep=FLAVOR_SEP)
+        spec = from_bytes(raw, source=entry.path, find_names=names, prefix_sep=FLAVOR_SEP)
         target = Target(spec)
     except Exception as e:
         text = _text(e)

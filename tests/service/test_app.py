@@ -495,3 +495,15 @@ def test_unknown_route_and_method(served: Served) -> None:
     assert status == 405 and "DELETE" in error_of(status, h, body)
     status, h, body = request("GET", f"{served.url}/api/v1/customize?{query(served.keys[0])}")
     assert status == 405
+
+
+def test_object_whose_btf_is_corrupt_is_400(served: Served) -> None:
+    """An object whose ELF parses but whose BTF strings are damaged (found by the fuzz
+    test: the kernel's read named the object's BTF error, answered as a corrupt kernel)."""
+    obj = bytearray(object_bytes("core_poison.bpf.o"))
+    obj[1209] = 1
+    for route in ("customize?" + query(served.keys[-1]), "check", "bundle"):
+        status, h, body = post_objects(f"{served.url}/api/v1/{route}", [("m.o", bytes(obj))])
+        assert status == 400, (route, body)
+        text = error_of(status, h, body)
+        assert "m.o" in text and "string offset" in text and "archive" not in text
