@@ -499,7 +499,8 @@ def scan(base: str | None = None, *, unmanaged: bool = False) -> list[Entry]:
                 continue
             st = _stat(e)
             if st is not None:
-                out.append(Entry("other", e.path, _tree_size(e.path, st), st.st_mtime, e.path,
+                kind = "serve" if e.name == "serve" else "other"
+                out.append(Entry(kind, e.path, _tree_size(e.path, st), st.st_mtime, e.path,
                                  managed=False))
     return out
 
@@ -718,7 +719,7 @@ def info(base: str | None = None) -> CacheInfo:
     for e in scan(base, unmanaged=True):
         u = kinds.get(e.kind)
         if u is None:
-            where = os.path.join(base, "service") if e.kind == "serve" else base
+            where = os.path.dirname(e.path) if e.kind == "serve" else base
             u = kinds[e.kind] = KindUsage(e.kind, _UNMANAGED[e.kind], where, managed=False)
         u.entries += 1
         u.bytes += e.size

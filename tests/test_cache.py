@@ -411,3 +411,18 @@ def test_concurrent_writers_and_pruners(xdg: Path, tmp_path: Path,
     for name in files:
         assert btf.load(name).find("int")
 
+
+
+def test_the_servers_default_store_is_its_own_directory(xdg: Path) -> None:
+    """`corebpf serve`'s default --cache is serve/, apart from the client's answers
+    (service/): reported by info as not managed, never removed by clear."""
+    from corebpf.service.config import default_cache_dir
+
+    assert default_cache_dir() == str(xdg / "serve")
+    store = xdg / "serve"
+    (store / "results").mkdir(parents=True)
+    (store / "results" / "x.btf").write_bytes(bytes(100))
+    info = {k.kind: k for k in cache.info().kinds}
+    assert info["serve"].managed is False and info["serve"].entries == 1
+    cache.clear()
+    assert (store / "results" / "x.btf").exists()

@@ -14,12 +14,13 @@ MISS_RESCAN_INTERVAL = 1.0
 
 
 def default_cache_dir() -> str:
-    """``service`` under corebpf's cache root (``$COREBPF_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/corebpf``, else ``~/.cache/corebpf``), beside the client's answers,
-    which ``corebpf cache`` manages and this store's files are kept apart from."""
+    """``serve`` under corebpf's cache root (``$COREBPF_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/corebpf``, else ``~/.cache/corebpf``): a directory of its own,
+    apart from the client's answers (``service``, which ``corebpf cache`` bounds); this
+    store is bounded by ``--cache-size``."""
     from ..cache import root
 
-    return os.path.join(root(), "service")
+    return os.path.join(root(), "serve")
 
 
 @record
