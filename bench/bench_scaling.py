@@ -13,7 +13,9 @@ whole command as a user does, in a fresh process, with the same objects:
   alternate within each round, so that the shared machine's other load falls on all.
 
 Every configuration must print the same JSON (checked). Reported: median wall time of
---runs, speed-up against --jobs 1, and the peak RSS of a Dask worker.
+--runs, speed-up against --jobs 1, median CPU time (the command and its pool, plus the
+Dask workers' own: what the job costs whatever else the machine runs), and the peak RSS
+of a Dask worker.
 
 Run: python bench/bench_scaling.py [--runs N] [--markdown docs/benchmarks.md]
 """
@@ -25,6 +27,7 @@ import contextlib
 import hashlib
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -33,6 +36,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -60,22 +64,35 @@ def build_archive(root: Path) -> int:
     return sum(1 for p in root.rglob("*") if p.is_file())
 
 
-def check(python: str, archive: Path, where: list[str]) -> tuple[float, str]:
-    """One whole `corebpf check --json` run: (seconds, sha256 of its output)."""
+def _cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
+    """User + system CPU time of this process (on a worker: the worker's) or, with
+    RUSAGE_CHILDREN, of the children waited for (a command and its process pool)."""
+    u = resource.getrusage(who)
+    return u.ru_utime + u.ru_stime
+
+
+def check(python: str, archive: Path, where: list[str], client: Any = None
+          ) -> tuple[float, float, str]:
+    """One whole `corebpf check --json` run: (seconds, CPU seconds of the command, its
+    pool and the cluster's workers, sha256 of its output)."""
     cmd = [python, "-m", "corebpf", "check", *map(str, OBJECTS), "--archive", str(archive),
            "--json", "--no-progress", *where]
+    cpu = _cpu_seconds(resource.RUSAGE_CHILDREN)
+    if client is not None:
+        cpu += sum(client.run(_cpu_seconds).values())
     start = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, check=False)
     took = time.perf_counter() - start
+    used = _cpu_seconds(resource.RUSAGE_CHILDREN)
+    if client is not None:
+        used += sum(client.run(_cpu_seconds).values())
     if r.returncode not in (0, 1) or not r.stdout:
         raise SystemExit(f"{' '.join(cmd)}: exit {r.returncode}\n{r.stderr.decode()}")
-    return took, hashlib.sha256(r.stdout).hexdigest()
+    return took, used - cpu, hashlib.sha256(r.stdout).hexdigest()
 
 
 def _peak_rss_kib() -> int:
     """On a worker: its peak resident set (the largest kernel it parsed sets it)."""
-    import resource
-
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
@@ -93,10 +110,13 @@ def main() -> int:
               file=sys.stderr)
         return 2
 
-    configs: list[tuple[str, list[str], float | None]] = [  # name, options, cluster start
-        ("`--jobs 1`", ["--jobs", "1"], None), ("`--jobs 2`", ["--jobs", "2"], None)]
+    # name, options, cluster start, client
+    configs: list[tuple[str, list[str], float | None, Any]] = [
+        ("`--jobs 1`", ["--jobs", "1"], None, None), ("`--jobs 2`", ["--jobs", "2"], None, None)]
+    load_before = os.getloadavg()[0]
     digests: dict[str, set[str]] = {}
     times: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
     first: dict[str, float] = {}
     rss = 0
     with tempfile.TemporaryDirectory(prefix="corebpf-scaling-") as tmp, \
@@ -115,32 +135,34 @@ def main() -> int:
             clients.append(client)
             configs.append((f"`--scheduler`, {workers} Dask worker{'s' * (workers > 1)}",
                             ["--scheduler", cluster.scheduler_address],
-                            time.perf_counter() - start))
+                            time.perf_counter() - start, client))
         # a first round apart (the clusters' workers import corebpf), then the runs,
         # the configurations alternating so that the machine's other load falls on all
         for round_ in range(args.runs + 1):
-            for name, where, _ in configs:
-                took, digest = check(args.python, archive, where)
+            for name, where, _, client in configs:
+                took, cpu, digest = check(args.python, archive, where, client)
                 digests.setdefault(digest, set()).add(name)
                 if round_ == 0:
                     first[name] = took
                 else:
                     times.setdefault(name, []).append(took)
+                    cpus.setdefault(name, []).append(cpu)
             print(f"round {round_}: " + ", ".join(
                 f"{n} {(first[n] if round_ == 0 else times[n][-1]):.2f} s"
-                for n, _, _ in configs), flush=True)
+                for n, _, _, _ in configs), flush=True)
         rss = max(v for c in clients for v in c.run(_peak_rss_kib).values())
     if len(digests) != 1:
         raise SystemExit(f"the configurations disagree: {sorted(digests.values())}")
-    results = [(name, statistics.median(times[name]), first[name] if start else None, start)
-               for name, _, start in configs]
+    results = [(name, statistics.median(times[name]), statistics.median(cpus[name]),
+                first[name] if start else None, start) for name, _, start, _ in configs]
 
     base = results[0][1]
-    rows = ["| configuration | median | speed-up vs `--jobs 1` | first run | cluster start |",
-            "| --- | --- | --- | --- | --- |"]
-    for name, median, first, started in results:
-        rows.append(f"| {name} | {median:.2f} s | {base / median:.2f}x | "
-                    f"{'-' if first is None else f'{first:.2f} s'} | "
+    rows = ["| configuration | median wall time | speed-up vs `--jobs 1` | CPU time (command, "
+            "pool, workers) | first run | cluster start |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for name, median, cpu, first_run, started in results:
+        rows.append(f"| {name} | {median:.2f} s | {base / median:.2f}x | {cpu:.2f} s | "
+                    f"{'-' if first_run is None else f'{first_run:.2f} s'} | "
                     f"{'-' if started is None else f'{started:.2f} s'} |")
     table = "\n".join(rows) + "\n"
     load = os.getloadavg()[0]
@@ -151,8 +173,9 @@ def main() -> int:
             f"Dask: a LocalCluster of worker processes with one thread each, kept across "
             f"runs. Medians of {args.runs} runs; every run printed the same JSON. Peak RSS "
             f"of a Dask worker: {rss // 1024} MiB. Python "
-            f"{platform.python_version()}; {os.cpu_count()} CPUs (shared, load "
-            f"{load:.1f} at the end); {date.today().isoformat()}.\n\n" + table)
+            f"{platform.python_version()}; {os.cpu_count()} CPUs (shared with other work: "
+            f"load average {load_before:.1f} at the start, {load:.1f} at the end); "
+            f"{date.today().isoformat()}.\n\n" + table)
     print()
     print(body)
     if args.markdown:
