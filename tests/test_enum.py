@@ -13,9 +13,10 @@ from corebpf._enum import IntEnumBase, simple_enum, standard_enum
 from corebpf.btf.types import FuncLinkage, Kind, VarLinkage
 from corebpf.obj.btf_ext import RelocKind
 from corebpf.obj.sections import AttachKind, AttachType, MapType, ProgramType
+from corebpf.sys.calls import BPFCommand
 
 QUICK = [MapType, ProgramType, AttachType, AttachKind, Kind, FuncLinkage, VarLinkage,
-         RelocKind]
+         RelocKind, BPFCommand]
 
 
 def _rebuilt(quick: type[enum.Enum]) -> type[enum.Enum]:

@@ -12,6 +12,7 @@ import errno as errno_mod
 import os
 import struct
 
+from .._enum import IntEnumBase, simple_enum
 from ..errors import LoadError
 
 TYPE_CHECKING = False
@@ -24,7 +25,8 @@ _SYSCALL_NR = {"x86_64": 321, "aarch64": 280, "arm64": 280, "riscv64": 280, "ppc
                "s390x": 351, "i686": 357, "armv7l": 386}
 
 
-class BPFCommand(enum.IntEnum):
+@simple_enum(enum.IntEnum)
+class BPFCommand(IntEnumBase):
     MAP_CREATE = 0
     MAP_LOOKUP_ELEM = 1
     MAP_UPDATE_ELEM = 2
