@@ -26,7 +26,6 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._timing import (  # noqa: E402
-    alternate,
     cell,
     corebpf_command,
     load_note,
@@ -37,13 +36,16 @@ from bench.bench_btf import _update_markdown, markdown_table  # noqa: E402
 
 OBJECT = ROOT / "tests" / "progs" / "execsnoop.bpf.o"
 PY = """
+import sys, time
 from corebpf.loader import load
 from corebpf.links import attach
 coll = load({obj!r})
 links = [attach(p) for p in coll.programs.values()]
+sys.stderr.write("attached " + repr(time.monotonic()) + "\\n")
 for link in links:
     link.close()
 coll.close()
+sys.stderr.write("closed " + repr(time.monotonic()) + "\\n")
 """
 
 
@@ -60,9 +62,34 @@ def build_skeleton(tmp: Path) -> Path:
     return exe
 
 
+def phases(cmds: dict[str, list[str]], runs: int, env: dict[str, str]
+           ) -> dict[str, dict[str, list[float]]]:
+    """Alternating runs of each command, split at the stamps it writes on stderr: from
+    spawn until attached, attached until closed (both sides' close waits out the
+    kernel's grace period), closed until the process is reaped; and the whole."""
+    out: dict[str, dict[str, list[float]]] = {
+        k: {"whole": [], "attached": [], "close": [], "exit": []} for k in cmds}
+    for n in range(runs + 1):  # one warm-up round (page cache, persisted BTF index)
+        for key, cmd in cmds.items():
+            t0 = time.monotonic()
+            err = subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True, env=env,
+                                 cwd=tempfile.gettempdir()).stderr
+            t3 = time.monotonic()
+            if not n:
+                continue
+            stamps = dict(line.split() for line in err.splitlines()
+                          if line.startswith(("attached ", "closed ")))
+            t1, t2 = float(stamps.get("attached", "nan")), float(stamps.get("closed", "nan"))
+            for what, ms in (("whole", t3 - t0), ("attached", t1 - t0), ("close", t2 - t1),
+                             ("exit", t3 - t2)):
+                out[key][what].append(ms * 1e3)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=21)
+    ap.add_argument("--runs", type=int, default=31)
     ap.add_argument("--python", default=sys.executable,
                     help="interpreter with corebpf installed (a clean venv gives real figures)")
     ap.add_argument("--markdown")
@@ -70,33 +97,41 @@ def main() -> int:
     load_before = os.getloadavg()
     code = PY.format(obj=str(OBJECT))
     corebpf = corebpf_command(args.python)
+    run_cmd = [*corebpf, "run", str(OBJECT), "--duration", "0"]
     with tempfile.TemporaryDirectory() as tmp:
         exe = build_skeleton(Path(tmp))
         # corebpf's cache of its own (others' test runs may clear ~/.cache meanwhile)
         env = dict(os.environ, COREBPF_CACHE_DIR=str(Path(tmp) / "cache"))
-        times = alternate({"C": [str(exe)], "py": [args.python, "-c", code],
-                           "run": [*corebpf, "run", str(OBJECT), "--duration", "0"]},
-                          args.runs, {"py": env, "run": env})
+        got = phases({"C": [str(exe)], "py": [args.python, "-c", code], "run": run_cmd},
+                     args.runs, env)
         # peak RSS: each in a process of its own, so that neither hides the other
         c_rss = _peak_rss([str(exe)], env)
         py_rss = _peak_rss([args.python, "-c", code], env)
-        run_rss = _peak_rss([*corebpf, "run", str(OBJECT), "--duration", "0"], env)
+        run_rss = _peak_rss(run_cmd, env)
     load = load_note(load_before)
-    c = times["C"]
+    c, py = got["C"], got["py"]
     rows = [
         ("open + relocate + load + attach + close, execsnoop-sized object, fresh process "
-         "(a Python script calling load and attach)", cell(times["py"]), cell(c),
-         ratio(times["py"], c), "≤ 1.3x"),
+         "(a Python script calling load and attach)", cell(py["whole"]), cell(c["whole"]),
+         ratio(py["whole"], c["whole"]), "≤ 1.3x"),
+        ("of which: from spawn until attached", cell(py["attached"]), cell(c["attached"]),
+         ratio(py["attached"], c["attached"]), ""),
+        ("of which: close (links, programs, maps; the kernel's grace period)",
+         cell(py["close"]), cell(c["close"]), ratio(py["close"], c["close"]), ""),
+        ("of which: after close until the process is reaped", cell(py["exit"]),
+         cell(c["exit"]), "", ""),
         ("`corebpf run OBJ --duration 0` (the same, with the command line), fresh process",
-         cell(times["run"]), cell(c), ratio(times["run"], c), ""),
+         cell(got["run"]["whole"]), cell(c["whole"]), ratio(got["run"]["whole"], c["whole"]),
+         ""),
         ("peak RSS of those processes (script; corebpf run)",
          f"{py_rss:.1f} MiB; {run_rss:.1f} MiB", f"{c_rss:.1f} MiB", "", "≤ 40 MB"),
     ]
     table = markdown_table(rows)
     note = (f"Object: `tests/progs/execsnoop.bpf.o`; C peer: bpftool gen skeleton + libbpf "
             f"1.1 (open, load, attach, destroy). {args.runs} alternating runs per command, "
-            f"median (min); Python {python_version(args.python)} (`{args.python}`); {load}; "
-            f"{time.strftime('%Y-%m-%d')}.\n")
+            f"median (min); each process's wall time split where it wrote CLOCK_MONOTONIC "
+            f"(attached, closed); Python {python_version(args.python)} (`{args.python}`); "
+            f"{load}; {time.strftime('%Y-%m-%d')}.\n")
     print(note)
     print(table)
     if args.markdown:
