@@ -9,6 +9,7 @@ annotations; type checkers see them through ``dataclass_transform``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import FunctionType
 
 TYPE_CHECKING = False
 
@@ -34,6 +35,30 @@ def field(*, default_factory: Callable[[], _T]) -> _T:
 
 
 _MISSING = object()
+
+
+def _from_template(names: list[str], defaults: dict[str, Any], frozen: bool,
+                   glb: dict[str, Any], qual: str) -> Callable[..., None] | None:
+    """The __init__ of these fields made from the precompiled template of their arity
+    (corebpf._record_inits) with their names put in: no compile. None for records with
+    default factories or more fields than the templates have."""
+    from . import _record_inits
+
+    if len(names) > _record_inits.MAX_FIELDS or any(
+            isinstance(d, _Factory) for d in defaults.values()):
+        return None
+    argdefs = tuple(defaults[n] for n in names if n in defaults)
+    if any(n not in defaults for n in names[len(names) - len(argdefs):]):
+        raise TypeError(f"{qual}: a field without a default follows one with a default")
+    template = getattr(_record_inits, f"{'z' if frozen else 'p'}{len(names)}").__code__
+    rename = {f"f{k}": name for k, name in enumerate(names)}
+    code = template.replace(
+        co_varnames=tuple(rename.get(v, v) for v in template.co_varnames),
+        co_names=tuple(rename.get(v, v) for v in template.co_names),
+        co_consts=tuple(rename.get(c, c) if isinstance(c, str) else c
+                        for c in template.co_consts),
+        co_name="__init__", co_qualname=f"{qual}.__init__")
+    return FunctionType(code, glb, "__init__", argdefs or None)
 
 
 def _build(cls: type[_T], frozen: bool) -> type[_T]:
@@ -70,21 +95,23 @@ def _build(cls: type[_T], frozen: bool) -> type[_T]:
         else:
             body.append(f"  self.{name} = {value}")
     glb["_set"] = object.__setattr__
-    src = f"def __init__(self, {', '.join(args)}):\n" + ("\n".join(body) or "  pass")
-    built: list[type[_T]] = []
-
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        # compiled on the first instance: most commands make none of most records, and
-        # a compile is most of what a record costs at import
-        local: dict[str, Any] = {}
-        exec(src, glb, local)
-        init = local["__init__"]
-        init.__qualname__ = f"{qual}.__init__"
-        built[0].__init__ = init  # type: ignore[method-assign]
-        init(self, *args, **kwargs)
-
-    ns["__init__"] = __init__
     qual = cls.__qualname__
+    built: list[type[_T]] = []
+    init = _from_template(names, defaults, frozen, glb, qual)
+    if init is None:  # default factories, or more fields than the templates have
+        src = f"def __init__(self, {', '.join(args)}):\n" + ("\n".join(body) or "  pass")
+
+        def init(self: Any, *args: Any, **kwargs: Any) -> None:
+            # compiled on the first instance: most commands make none of most records,
+            # and a compile is most of what such a record costs at import
+            local: dict[str, Any] = {}
+            exec(src, glb, local)
+            real = local["__init__"]
+            real.__qualname__ = f"{qual}.__init__"
+            built[0].__init__ = real  # type: ignore[method-assign]
+            real(self, *args, **kwargs)
+
+    ns["__init__"] = init
 
     def __repr__(self: Any) -> str:
         inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in names)
