@@ -40,18 +40,23 @@ _MISSING = object()
 def _from_template(names: list[str], defaults: dict[str, Any], frozen: bool,
                    glb: dict[str, Any], qual: str) -> Callable[..., None] | None:
     """The __init__ of these fields made from the precompiled template of their arity
-    (corebpf._record_inits) with their names put in: no compile. None for records with
-    default factories or more fields than the templates have."""
+    (corebpf._record_inits) with their names put in: no compile. None for frozen records
+    with default factories and records with more fields than the templates have."""
     from . import _record_inits
 
-    if len(names) > _record_inits.MAX_FIELDS or any(
-            isinstance(d, _Factory) for d in defaults.values()):
+    factories = any(isinstance(d, _Factory) for d in defaults.values())
+    if len(names) > _record_inits.MAX_FIELDS or (factories and frozen):
         return None
-    argdefs = tuple(defaults[n] for n in names if n in defaults)
+    argdefs = tuple(_MISSING if isinstance(defaults[n], _Factory) else defaults[n]
+                    for n in names if n in defaults)
     if any(n not in defaults for n in names[len(names) - len(argdefs):]):
         raise TypeError(f"{qual}: a field without a default follows one with a default")
-    template = getattr(_record_inits, f"{'z' if frozen else 'p'}{len(names)}").__code__
+    family = "z" if frozen else "c" if factories else "p"
+    template = getattr(_record_inits, f"{family}{len(names)}").__code__
+    # _f<k>: field k's factory (glb holds _f_<name> for those that have one; the others'
+    # never run: their value is never _MISSING)
     rename = {f"f{k}": name for k, name in enumerate(names)}
+    rename.update({f"_f{k}": f"_f_{name}" for k, name in enumerate(names)})
     code = template.replace(
         co_varnames=tuple(rename.get(v, v) for v in template.co_varnames),
         co_names=tuple(rename.get(v, v) for v in template.co_names),

@@ -49,8 +49,9 @@ def test_fields_defaults_and_factories() -> None:
 
 
 def test_the_compiled_init_replaces_the_stub() -> None:
-    """A record with default factories compiles its __init__ on its first instance."""
-    @record
+    """A frozen record with default factories compiles its __init__ on its first
+    instance."""
+    @record(frozen=True)
     class Once:
         v: int
         items: list[int] = field(default_factory=list)
@@ -92,6 +93,10 @@ def test_template_inits_need_no_compile(monkeypatch: pytest.MonkeyPatch) -> None
     assert (k.a, k.b, k.c) == (1, "x", ()) and hash(k) == hash(Key(1, "x", ()))
     with pytest.raises(AttributeError, match="frozen"):
         k.a = 2  # type: ignore[misc]
+
+    p = Point(1)  # default factories, not frozen: the checking template
+    assert p.tags == [] and p.tags is not Point(1).tags and Point(1, 2, ["a"]).tags == ["a"]
+    assert Point.__init__.__code__.co_varnames == ("self", "x", "y", "tags")
 
     n = _record_inits.MAX_FIELDS
     wide = record(type("Wide", (), {"__annotations__": {f"x{i}": "int" for i in range(n)}}))
