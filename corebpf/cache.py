@@ -241,6 +241,40 @@ def read_file(path: str, *, ident: bytes | None = None, size: int | None = None,
     return data
 
 
+def read_mapped(kind: str, name: str, *, ident: bytes | None = None,
+                size: int | None = None) -> memoryview | None:
+    """:func:`read` through ``mmap``: a read-only view of the entry's payload (after its
+    identity, which must be ``ident``), or None as :func:`read` says.
+
+    Nothing is copied: the view keeps the mapping alive, and the mapping outlives the
+    file's replacement or removal (writers rename whole files into place and prune
+    unlinks; nothing truncates an entry in place), so a view stays valid for as long as
+    it is held."""
+    import mmap
+
+    path = os.path.join(root(), KINDS[kind].subdir, name)
+    try:
+        with open(path, "rb") as f:
+            skip = 0
+            if ident is not None:
+                head = f.read(8)
+                if len(head) != 8 or head[:4] != _MAGIC \
+                        or int.from_bytes(head[4:], "little") != len(ident) \
+                        or f.read(len(ident)) != ident:
+                    return None
+                skip = 8 + len(ident)
+            fd = f.fileno()
+            total = os.fstat(fd).st_size
+            if total <= skip or (size is not None and total - skip != size):
+                return None
+            view = memoryview(mmap.mmap(fd, total, access=mmap.ACCESS_READ))[skip:]
+            _touch(fd)
+    except (OSError, ValueError):
+        return None
+    stats["hits"] += 1
+    return view
+
+
 def read(kind: str, name: str, *, ident: bytes | None = None, size: int | None = None,
          limit: int | None = None) -> bytes | None:
     """:func:`read_file` of entry ``name`` of ``kind``."""
@@ -767,6 +801,6 @@ def format_size(n: int) -> str:
 __all__ = [
     "DEFAULT_MAX_SIZE", "KINDS", "WALK_EVERY", "CacheError", "CacheInfo", "Entry", "Kind",
     "KindUsage", "Removed", "SourceKey", "boot_id", "clear", "enabled", "format_size", "info",
-    "kind_dir", "max_size", "parse_size", "prune", "read", "read_file", "root", "scan",
-    "source_key", "write", "write_file",
+    "kind_dir", "max_size", "parse_size", "prune", "read", "read_file", "read_mapped", "root",
+    "scan", "source_key", "write", "write_file",
 ]

@@ -362,6 +362,68 @@ def test_no_cache(xdg: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert cache.enabled()
 
 
+# -- hits through mmap -------------------------------------------------------------------------
+
+
+def _sample(spec: btf.Spec) -> list[str]:
+    """Types spread over the spec, and one name lookup through its index."""
+    ids = list(range(1, spec.type_count, max(1, spec.type_count // 400)))
+    return [repr(spec.type(i)) for i in ids] + [repr(spec.find_by_name(
+        spec.type(ids[-1]).name))]
+
+
+def _overwrite(entry: Path) -> None:
+    """Another process's write: a whole new file renamed over the entry (same size, other
+    bytes), then the cache cleared (unlinked)."""
+    cache.write_file(str(entry), [bytes(255 - b for b in entry.read_bytes())])
+    cache.clear()
+    assert not entry.exists()
+
+
+def test_a_mapped_index_outlives_its_entry(xdg: Path, tmp_path: Path) -> None:
+    """A hit maps the index instead of reading it: a spec built on it reads correctly after
+    the entry is replaced and removed (the mapping holds the old file)."""
+    f = tmp_path / "a.btf"
+    f.write_bytes(_raw("core_kinds.bpf.o"))
+    want = _sample(btf.load(f, index_cache=False))
+    btf.load(f)  # the miss writes the index
+    spec = btf.load(f)
+    assert isinstance(spec.offsets, memoryview) and spec._by_name is not None
+    [entry] = _entries(xdg, ".idx")
+    _overwrite(entry)
+    assert _sample(spec) == want
+    assert spec.raw == f.read_bytes()
+
+
+@pytest.mark.skipif(not KERNEL_BTF.exists(), reason="no kernel BTF (/sys/kernel/btf/vmlinux)")
+def test_a_mapped_kernel_copy_outlives_its_entry(xdg: Path) -> None:
+    """The kernel's BTF copy is mapped too; replaced and removed while a spec uses it,
+    the spec reads on, the same as one parsed without the cache."""
+    plain = btf.load(KERNEL_BTF, index_cache=False)
+    want = _sample(plain)
+    btf.load(KERNEL_BTF)  # the miss writes the copy and the index
+    spec = btf.load(KERNEL_BTF)
+    assert isinstance(spec._data, memoryview) and isinstance(spec.offsets, memoryview)
+    [copy] = _entries(xdg, ".btf")
+    _overwrite(copy)
+    assert _sample(spec) == want
+    assert spec.find_by_name("task_struct") == plain.find_by_name("task_struct")
+    assert isinstance(spec.raw, bytes) and spec.raw == plain.raw
+
+
+def test_no_cache_reads_into_memory(xdg: Path, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """COREBPF_NO_CACHE: nothing mapped, nothing written, the file read as it is."""
+    f = tmp_path / "a.btf"
+    f.write_bytes(_raw("core_kinds.bpf.o"))
+    btf.load(f)
+    monkeypatch.setenv("COREBPF_NO_CACHE", "1")
+    for path in (f, KERNEL_BTF) if KERNEL_BTF.exists() else (f,):
+        spec = btf.load(path)
+        assert isinstance(spec._data, bytes) and not isinstance(spec.offsets, memoryview)
+    assert _entries(xdg, ".btf") == []
+
+
 # -- concurrency ------------------------------------------------------------------------------
 
 _WORKER = r"""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import sys
-from array import array
 from collections.abc import Iterable
 
 from ..elf import ELF_MAGIC, ElfError, ElfFile
@@ -126,17 +125,17 @@ def load(
     try:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
-            data = None
+            data: bytes | memoryview | None = None
             if index_cache:
                 key = cache.source_key(path, st)
             if key is not None and key.path.startswith("/sys/"):
                 # sysfs hands BTF out a page per read(2): a copy kept beside the index
                 # (same key: this boot) is one read of a regular file
                 copy_name = key.stem + ".btf"
-                data = cache.read("kernel-btf", copy_name, size=st.st_size)
-                if data is not None:  # one page of the real thing must agree
+                mapped = cache.read_mapped("kernel-btf", copy_name, size=st.st_size)
+                if mapped is not None:  # one page of the real thing must agree
                     head = f.read(4096)
-                    data = data if data.startswith(head) else None
+                    data = mapped if mapped[:len(head)] == head else None
                     f.seek(0)
             if data is None:
                 data = f.read()
@@ -144,7 +143,11 @@ def load(
                 copy_name = None  # already there
     except OSError as e:
         raise BTFError(f"cannot read: {e.strerror}", source=source) from None
-    raw, source = unwrap(data, source)
+    raw: bytes | memoryview
+    if isinstance(data, memoryview):
+        raw = data  # the cache's copy of raw BTF (Spec checks its header)
+    else:
+        raw, source = unwrap(data, source)
     if raw is not data:
         key = None  # an index of the unwrapped bytes: not kept (the file is not raw BTF)
     spec: Spec | None = None
@@ -161,7 +164,7 @@ def load(
                     find_names=find_names, prefix_sep=prefix_sep)
         if key is not None:
             _write_index(key, spec)
-    if copy_name is not None and key is not None:
+    if copy_name is not None and key is not None and isinstance(raw, bytes):
         cache.write("kernel-btf", copy_name, raw)
     return spec
 
@@ -169,24 +172,21 @@ def load(
 _INDEX_MAGIC = b"CBIX\x02" + sys.byteorder[0].encode()
 
 
-def _read_index(key: SourceKey) -> tuple[array[int], tuple[array[int], array[int]]] | None:
-    """Offsets, then name offsets sorted with their ids: three arrays of equal length."""
+def _read_index(key: SourceKey) -> tuple[memoryview, tuple[memoryview, memoryview]] | None:
+    """Offsets, then name offsets sorted with their ids: three views of equal length onto
+    the mapped entry (native byte order, as written; nothing is copied)."""
     from .. import cache
 
-    blob = cache.read("btf-index", key.stem + ".idx", ident=key.ident)
+    blob = cache.read_mapped("btf-index", key.stem + ".idx", ident=key.ident)
     if blob is None:
         return None
-    body = len(blob) - len(_INDEX_MAGIC)
-    if not blob.startswith(_INDEX_MAGIC) or body <= 0 or body % 12:
+    start = len(_INDEX_MAGIC)
+    body = len(blob) - start
+    if blob[:start] != _INDEX_MAGIC or body <= 0 or body % 12:
         return None
     n = body // 12
-    parts = []
-    for k in range(3):
-        a = array("I")
-        start = len(_INDEX_MAGIC) + 4 * n * k
-        a.frombytes(blob[start : start + 4 * n])
-        parts.append(a)
-    return parts[0], (parts[1], parts[2])
+    words = blob[start:].cast("I")  # unaligned reads are fine: memoryview copies each
+    return words[:n], (words[n : 2 * n], words[2 * n :])
 
 
 def _write_index(key: SourceKey, spec: Spec) -> None:

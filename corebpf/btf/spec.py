@@ -72,14 +72,14 @@ MAX_NESTING: Final = 256
 _SMALL_SCAN: Final = 1 << 16
 
 
-def _word_hits(data: bytes, needle: bytes, start: int, end: int) -> list[int]:
+def _word_hits(data: bytes | memoryview, needle: bytes, start: int, end: int) -> list[int]:
     """Positions of a 4-byte word in ``data[start:end]`` at offsets ``start + 4k``.
 
     A regular expression, not bytes.find: a small offset or id ends in zero bytes, and
     bytes.find skips by the needle's last byte, which type data is full of (4x slower).
     Over a few KiB (an object's own BTF) bytes.find, which needs no import or compile."""
     out = []
-    if end - start <= _SMALL_SCAN:
+    if end - start <= _SMALL_SCAN and isinstance(data, bytes):
         pos = data.find(needle, start, end)
         while pos >= 0:
             if (pos - start) % 4 == 0:
@@ -134,6 +134,9 @@ _FIND_SCANS = 4
 #: name offsets searched one by one before one pass over the name column pays
 _ID_SCANS = 8
 
+#: 32-bit words: an array, or a view of a mapped index (corebpf's cache)
+_U32s: TypeAlias = "array[int] | memoryview"
+
 _HEADER = {e: struct.Struct(e + "HBBIIIII") for e in "<>"}
 _NATIVE: Final = "<" if sys.byteorder == "little" else ">"
 
@@ -181,12 +184,12 @@ class Spec:
 
     def __init__(
         self,
-        data: bytes,
+        data: bytes | memoryview,
         *,
         base: Spec | None = None,
         source: str = "<bytes>",
-        _offsets: array[int] | None = None,
-        _by_name: tuple[array[int], array[int]] | None = None,
+        _offsets: _U32s | None = None,
+        _by_name: tuple[_U32s, _U32s] | None = None,
         index_names: bool = False,
         find_names: Iterable[str] = (),
         prefix_sep: str = "",
@@ -236,7 +239,8 @@ class Spec:
             raise BTFError("type and string sections overlap", source=source, offset=8)
         self._tstart: int = int(tstart)
         self._tend: int = int(tstart + type_len)
-        self._strings = data[sstart : sstart + str_len]
+        # bytes even when ``data`` is a mapped view: searches need bytes.find and split
+        self._strings = bytes(data[sstart : sstart + str_len])
         if base is None:
             if not self._strings or self._strings[0] != 0:
                 raise BTFError(
@@ -280,7 +284,7 @@ class Spec:
                 self._ids_found = found
         else:
             self._check_index(words, _offsets)
-        self._offsets = _offsets
+        self._offsets: _U32s = _offsets
         self.type_count: int = self.first_id + len(self._offsets)
         self._types: dict[int, Type] = {}
         self._strings_loaded = False
@@ -290,7 +294,7 @@ class Spec:
             len(_by_name[0]) == len(_by_name[1]) == len(self._offsets)
         ):
             _by_name = None
-        self._by_name = _by_name
+        self._by_name: tuple[_U32s, _U32s] | None = _by_name
         #: every own type's name offset (native words), in id order: name searches
         self._name_column: bytes | None = column
         self._name_lookups = 0
@@ -350,7 +354,7 @@ class Spec:
             self._index_error(words, offsets)
         return offsets, names, hits
 
-    def _check_index(self, words: array[int] | memoryview, offsets: array[int]) -> None:
+    def _check_index(self, words: array[int] | memoryview, offsets: _U32s) -> None:
         """Cheap sanity check of a persisted index: it must end exactly at the last record."""
         n = len(words)
         last = offsets[-1] if offsets else 0
@@ -654,7 +658,7 @@ class Spec:
 
     # -- lookups -------------------------------------------------------------------
 
-    def name_offset_index(self) -> tuple[array[int], array[int]]:
+    def name_offset_index(self) -> tuple[_U32s, _U32s]:
         """Own type ids sorted by name offset, with those offsets: a persistable name index."""
         if self._by_name is None:
             w = self._words
@@ -1032,8 +1036,12 @@ class Spec:
 
     @property
     def raw(self) -> bytes:
-        """The BTF blob this spec was parsed from."""
-        return self._data
+        """The BTF blob this spec was parsed from (a view of a mapped cache file is
+        copied once, on first use: callers keep and hand on bytes)."""
+        data = self._data
+        if isinstance(data, memoryview):
+            data = self._data = bytes(data)
+        return data
 
     @property
     def type_section_offset(self) -> int:
@@ -1044,7 +1052,7 @@ class Spec:
         return self._tstart + 4 * self._record(type_id)
 
     @property
-    def offsets(self) -> array[int]:
+    def offsets(self) -> _U32s:
         """Word offset of each own type's record in the type section."""
         return self._offsets
 
