@@ -9,34 +9,42 @@ strings, other byte arrays as hex, structs as objects, integers as (unbounded) i
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import select
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import ExitStack
 
 from ._text import plural
 from .btf import Spec
 from .btf import types as bt
-from .btf.codec import CodecError, codec
 from .errors import BTFError, Error
-from .globals import parse_value, parse_variable
 from .links import XDP_MODES, AttachKind, attach_programs, resolve_iface
 from .loader import MAP_TYPE_PERF_EVENT_ARRAY, MAP_TYPE_RINGBUF, Collection, CoreBTF, load
-from .maps import Map
 from .obj.object import MapSpec, ObjectSpec
-from .perf import PerfBuffer
-from .ringbuf import RingBufferPoller
+
+# Start-up: json, signal, the codec, globals, maps, the perf and ring buffers are imported
+# where they are first needed (a run needs only some of them, and after the object is
+# read); threading and contextlib not at all.
 
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    import threading
+    from types import TracebackType
     from typing import Any, TextIO
+
+    from .globals import parse_value
+    from .perf import PerfBuffer
+
+
+def __getattr__(name: str) -> Any:
+    if name == "parse_value":  # re-exported, imported on first use
+        from .globals import parse_value
+
+        return parse_value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "RunError",
@@ -175,6 +183,10 @@ def rodata_values(obj: ObjectSpec, assignments: Mapping[str, str]) -> dict[str, 
     """Each ``NAME=VALUE`` of read-only globals (``const volatile``) parsed per the
     variable's BTF type (:func:`corebpf.globals.parse_variable`), ready for
     :func:`corebpf.loader.load`'s ``rodata``."""
+    if not assignments:
+        return {}
+    from .globals import parse_variable
+
     return {name: parse_variable(obj, name, text, read_only=True)
             for name, text in assignments.items()}
 
@@ -231,6 +243,8 @@ def event_decoder(obj: ObjectSpec, m: MapSpec,
     tid = event_type_id(obj, m, event_type)
     if spec is None or not tid:
         return lambda data: {"data": data.hex()}
+    from .btf.codec import codec
+
     c = codec(spec, tid)
     size = c.size
     conv = _Jsonifier(spec)
@@ -269,6 +283,8 @@ def read_globals(coll: Collection) -> dict[str, dict[str, Any]]:
 def decode_variables(spec: Spec | None, m: MapSpec, data: bytes) -> dict[str, Any]:
     """Each variable of data section ``m`` from its bytes ``data``, JSON-safe; a variable
     whose type has no value layout comes out as hex."""
+    from .btf.codec import CodecError, codec
+
     out: dict[str, Any] = {}
     for v in sorted(m.variables, key=lambda v: v.offset):
         raw = data[v.offset:v.offset + v.size]
@@ -285,6 +301,9 @@ def decode_variables(spec: Spec | None, m: MapSpec, data: bytes) -> dict[str, An
 def dump_maps(coll: Collection) -> dict[str, list[dict[str, Any]]]:
     """Every hash/array-like map's entries, keys and values decoded through BTF (per-CPU
     values as one list entry per possible CPU)."""
+    from .btf.codec import CodecError
+    from .maps import Map
+
     spec = coll.obj.btf
     out: dict[str, list[dict[str, Any]]] = {}
     for name, lm in coll.maps.items():
@@ -320,9 +339,12 @@ class _Stop:
         self._old_wakeup: int | None = None
 
     def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # signals only reach the main thread; the caller stops us by duration
-        self._old_wakeup = signal.set_wakeup_fd(self.wfd, warn_on_full_buffer=False)
+        import signal
+
+        try:
+            self._old_wakeup = signal.set_wakeup_fd(self.wfd, warn_on_full_buffer=False)
+        except ValueError:
+            return  # not the main thread, which signals only reach: stopped by duration
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._old[sig] = signal.signal(sig, self._handle)
 
@@ -330,6 +352,8 @@ class _Stop:
         self.requested = True
 
     def close(self) -> None:
+        import signal
+
         for sig, old in self._old.items():
             signal.signal(sig, old)
         self._old.clear()
@@ -341,7 +365,41 @@ class _Stop:
 
 
 def _write(out: TextIO, obj: dict[str, Any]) -> None:
+    import json  # after the first record, a lookup in sys.modules
+
     out.write(json.dumps(obj) + "\n")
+
+
+class _Closing:
+    """contextlib.ExitStack's part that :func:`run` uses (without its import): what is
+    entered or pushed is closed in reverse order, each even when an earlier one raised."""
+
+    def __init__(self) -> None:
+        self._exits: list[Callable[[type[BaseException] | None, BaseException | None,
+                                    TracebackType | None], object]] = []
+
+    def enter_context(self, cm: Any) -> Any:
+        got = cm.__enter__()
+        self._exits.append(cm.__exit__)
+        return got
+
+    def callback(self, fn: Callable[[], object]) -> None:
+        self._exits.append(lambda *exc: fn())
+
+    def __enter__(self) -> _Closing:
+        return self
+
+    def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        pending: BaseException | None = None
+        while self._exits:
+            try:
+                self._exits.pop()(typ, exc, tb)
+            except BaseException as e:  # the rest still close; the first error is raised
+                if pending is None:
+                    pending = e
+        if pending is not None:
+            raise pending
 
 
 #: output formats of :func:`run`: JSON lines for programs, aligned tables for people
@@ -451,7 +509,7 @@ def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
         print(f"corebpf run: {obj.source} has no XDP or tc program; --iface is unused",
               file=err)
     output = _Output(out, err, format, obj, readers, event_type)
-    with ExitStack() as stack:
+    with _Closing() as stack:
         coll = stack.enter_context(load(obj, btf=btf,
                                         rodata=values, bundle=bundle,
                                         verifier_log_lines=None if verbose else 20,
@@ -462,6 +520,8 @@ def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
         ep = select.epoll()
         stack.callback(ep.close)
         ep.register(stop.rfd, select.EPOLLIN)
+        from .ringbuf import RingBufferPoller
+
         rings = stack.enter_context(RingBufferPoller())
         perfs: list[PerfBuffer] = []
         for m in readers:
@@ -470,6 +530,8 @@ def run(obj_path: str | os.PathLike[str], *, duration: float | None = None,
             if m.type == MAP_TYPE_RINGBUF:
                 rings.add(lm, _ring_callback(output, m.name, dec))
             else:
+                from .perf import PerfBuffer
+
                 pb = stack.enter_context(PerfBuffer(
                     lm, on_sample=_perf_callback(output, m.name, dec),
                     on_lost=_lost_callback(output, m.name)))
