@@ -23,6 +23,12 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
+def _mac(iface: str, ns: str | None = None) -> str:
+    cmd = ["ip", *(["-n", ns] if ns else []), "-j", "link", "show", "dev", iface]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return str(json.loads(out)[0]["address"])
+
+
 @contextmanager
 def veth() -> Iterator[tuple[str, str]]:
     """(namespace, interface here): a veth pair, ``HERE_ADDR`` on this side, its peer
@@ -42,6 +48,13 @@ def veth() -> Iterator[tuple[str, str]]:
         _ip("-n", ns, "addr", "add", f"{PEER_ADDR}/30", "dev", peer)
         _ip("-n", ns, "link", "set", peer, "up")
         _ip("-n", ns, "link", "set", "lo", "up")
+        # permanent neighbours both ways: a datagram never waits in the ARP queue, so it
+        # has crossed the hooks when sendto() returns (counts read right after are whole)
+        here_mac = _mac(here)
+        peer_mac = _mac(peer, ns)
+        _ip("neigh", "replace", PEER_ADDR, "lladdr", peer_mac, "dev", here, "nud", "permanent")
+        _ip("-n", ns, "neigh", "replace", HERE_ADDR, "lladdr", here_mac, "dev", peer, "nud",
+            "permanent")
         yield ns, here
     finally:
         subprocess.run(["ip", "link", "del", here], capture_output=True)
