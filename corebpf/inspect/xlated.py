@@ -35,6 +35,7 @@ __all__ = [
     "XlatedInsn",
     "XlatedProgram",
     "dump_xlated",
+    "print_imm",
     "xlated_json",
     "xlated_text",
 ]
@@ -117,8 +118,9 @@ def _call_namer(insns: list[Instruction], ksyms: list[int]) -> Callable[[Instruc
     return name
 
 
-def _imm(insn: Instruction) -> str | None:
-    """bpftool's print_imm: map references by map id."""
+def print_imm(insn: Instruction) -> str | None:
+    """bpftool's print_imm (xlated_dumper.c): map references by map id, subprogram
+    offsets; None leaves other immediates to the disassembler (unsigned hex, as bpftool)."""
     lo, hi = insn.imm & 0xFFFF_FFFF, insn.imm >> 32
     if insn.src == Pseudo.MAP_FD:
         return f"map[id:{lo}]"
@@ -128,7 +130,7 @@ def _imm(insn: Instruction) -> str | None:
         return f"map[idx:{lo}]+{hi}"
     if insn.src == Pseudo.FUNC:
         return f"subprog[{lo - (1 << 32) if lo >> 31 else lo:+d}]"
-    return f"{insn.imm:#x}"
+    return None
 
 
 def _disassemble(info: ksys.ProgInfo, spec: Spec | None) -> list[XlatedInsn]:
@@ -155,7 +157,7 @@ def _disassemble(info: ksys.ProgInfo, spec: Spec | None) -> list[XlatedInsn]:
                 j += 1
             line = _line(spec, lines[j])
             nr_skip += 1
-        text = format_instruction(insn, call_name=namer, imm=_imm)
+        text = format_instruction(insn, call_name=namer, imm=print_imm)
         out.append(XlatedInsn(slot, insn.opcode, text, raw[slot * 8:(slot + width) * 8],
                               proto, line))
         slot += width

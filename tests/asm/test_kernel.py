@@ -39,6 +39,7 @@ from corebpf.asm import (
 )
 from corebpf.elf import ElfFile
 from corebpf.errors import NotFoundError
+from corebpf.inspect.xlated import print_imm
 from tests.asm.objs import ASM_PROGS, SHF_EXECINSTR, SHT_REL, STT_FUNC, tool
 
 LOADED = ["every", "alu", "calls"]  # socket filters the verifier accepts
@@ -233,20 +234,6 @@ def test_disassembly_matches_the_verifier_log(name: str, loaded: dict[str, Loade
 
 # --- bpftool prog dump xlated ---------------------------------------------------------------
 
-def bpftool_imm(insn: Instruction) -> str | None:
-    """bpftool's print_imm (xlated_dumper.c): map ids and subprogram offsets by name."""
-    lo, hi = insn.imm & 0xFFFFFFFF, insn.imm >> 32
-    if insn.src == Pseudo.MAP_FD:
-        return f"map[id:{lo}]"
-    if insn.src == Pseudo.MAP_VALUE:
-        return f"map[id:{lo}][0]+{hi}"
-    if insn.src == Pseudo.MAP_IDX_VALUE:
-        return f"map[idx:{lo}]+{hi}"
-    if insn.src == Pseudo.FUNC:
-        return f"subprog[{lo - (1 << 32) if lo >> 31 else lo:+d}]"
-    return None
-
-
 def newer_than_bpftool(insn: Instruction) -> bool:
     """Encodings an older bpftool's copy of disasm.c prints wrongly (kernel 6.6+/6.8+/6.15+)."""
     c = insn.opcode & 0x07
@@ -286,7 +273,7 @@ def test_disassembly_matches_bpftool_xlated(name: str, loaded: dict[str, Loaded]
     insns = decode(raw.read_bytes())
     assert sorted(theirs) == slot_offsets(insns)
     compared = 0
-    for insn, line in zip(insns, disassemble(insns, imm=bpftool_imm), strict=True):
+    for insn, line in zip(insns, disassemble(insns, imm=print_imm), strict=True):
         slot, ours = line.split(": ", 1)
         if newer_than_bpftool(insn):
             continue
