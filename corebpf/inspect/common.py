@@ -25,7 +25,9 @@ __all__ = [
     "Selector",
     "boot_to_epoch",
     "format_boot_time",
+    "hex_text",
     "iter_ids",
+    "open_matching",
     "parse_selector",
     "pinned_paths",
 ]
@@ -261,3 +263,42 @@ def ifname_in_netns(ifindex: int, ns_dev: int, ns_ino: int) -> str | None:
         return socket.if_indextoname(ifindex)
     except OSError:
         return None
+
+
+def open_matching(next_id: Callable[[int], int | None],
+                  get_fd: Callable[[int], ksys.FD],
+                  matches: Callable[[ksys.FD], bool],
+                  missing: str) -> list[ksys.FD]:
+    """New fds for every object ``matches`` accepts (several may share a name or tag);
+    objects freed while listed are passed over. An error saying ``missing`` if none."""
+    out: list[ksys.FD] = []
+    try:
+        for obj_id in iter_ids(next_id):
+            try:
+                fd = get_fd(obj_id)
+            except OSError:
+                continue
+            try:
+                hit = matches(fd)
+            except OSError:
+                hit = False
+            if hit:
+                out.append(fd)
+            else:
+                fd.close()
+    except BaseException:
+        for fd in out:
+            fd.close()
+        raise
+    if not out:
+        raise InspectError(missing)
+    return out
+
+
+def hex_text(data: bytes) -> str:
+    """bpftool's fprint_hex: bytes in hex, two spaces after every 8th, a line every 16."""
+    parts = []
+    for i, b in enumerate(data):
+        pfx = "" if not i else "\n" if not i % 16 else "  " if not i % 8 else " "
+        parts.append(f"{pfx}{b:02x}")
+    return "".join(parts)

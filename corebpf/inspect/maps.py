@@ -26,8 +26,10 @@ from .common import (
     BTFCache,
     InspectError,
     Selector,
+    hex_text,
     ifname_in_netns,
     iter_ids,
+    open_matching,
     open_pinned,
     parse_selector,
     pinned_paths,
@@ -169,28 +171,9 @@ def open_maps(sel: Selector) -> list[ksys.FD]:
         return [open_pinned(str(sel.value), "map")]
     if sel.kind != "name":
         raise InspectError(f"maps are selected by id, name or pinned, not {sel.kind}")
-    out: list[ksys.FD] = []
-    try:
-        for map_id in iter_ids(ksys.map_get_next_id):
-            try:
-                fd = ksys.map_get_fd_by_id(map_id)
-            except OSError:
-                continue
-            try:
-                hit = ksys.map_info(fd.fd).name == sel.value
-            except OSError:
-                hit = False
-            if hit:
-                out.append(fd)
-            else:
-                fd.close()
-    except BaseException:
-        for fd in out:
-            fd.close()
-        raise
-    if not out:
-        raise InspectError(f"no map with {sel}")
-    return out
+    return open_matching(ksys.map_get_next_id, ksys.map_get_fd_by_id,
+                         lambda fd: ksys.map_info(fd.fd).name == sel.value,
+                         f"no map with {sel}")
 
 
 def select_maps(sel: Selector, *, pinned: bool = False) -> list[MapRecord]:
@@ -391,14 +374,6 @@ def dump_maps(sel: Selector) -> list[MapDump]:
 
 # -- output of elements -----------------------------------------------------------------
 
-
-def hex_text(data: bytes) -> str:
-    """bpftool's fprint_hex: bytes in hex, two spaces after every 8th, a line every 16."""
-    parts = []
-    for i, b in enumerate(data):
-        pfx = "" if not i else "\n" if not i % 16 else "  " if not i % 8 else " "
-        parts.append(f"{pfx}{b:02x}")
-    return "".join(parts)
 
 
 def _hex_json(data: bytes) -> list[str]:

@@ -25,6 +25,7 @@ from .common import (
     format_boot_time,
     ifname_in_netns,
     iter_ids,
+    open_matching,
     open_pinned,
     pinned_paths,
     reason,
@@ -208,31 +209,15 @@ def open_programs(sel: Selector) -> list[ksys.FD]:
     if sel.kind == "pinned":
         return [open_pinned(str(sel.value), "prog")]
     btfs = BTFCache()
-    out: list[ksys.FD] = []
-    try:
-        for prog_id in iter_ids(ksys.prog_get_next_id):
-            try:
-                fd = ksys.prog_get_fd_by_id(prog_id)
-            except OSError:
-                continue
-            try:
-                info = ksys.prog_info(fd.fd, map_ids=False, func_info=sel.kind == "name")
-            except OSError:
-                fd.close()
-                continue
-            hit = info.tag == sel.value if sel.kind == "tag" else \
-                full_name(info, btfs) == sel.value
-            if hit:
-                out.append(fd)
-            else:
-                fd.close()
-    except BaseException:
-        for fd in out:
-            fd.close()
-        raise
-    if not out:
-        raise InspectError(f"no program with {sel}")
-    return out
+
+    def matches(fd: ksys.FD) -> bool:
+        info = ksys.prog_info(fd.fd, map_ids=False, func_info=sel.kind == "name")
+        if sel.kind == "tag":
+            return info.tag == sel.value
+        return full_name(info, btfs) == sel.value
+
+    return open_matching(ksys.prog_get_next_id, ksys.prog_get_fd_by_id, matches,
+                         f"no program with {sel}")
 
 
 def select_programs(sel: Selector, *, pinned: bool = False) -> list[Program]:

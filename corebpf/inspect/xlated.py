@@ -21,7 +21,7 @@ from ..asm import LD_IMM64, Instruction, PseudoCall, decode, format_instruction
 from ..asm.opcodes import CALL, Pseudo
 from ..btf import Spec
 from ..errors import BTFError
-from .common import BTFCache, InspectError, Selector, reason
+from .common import BTFCache, InspectError, Selector, hex_text, reason
 from .programs import Program, _read, header_json, header_text, open_programs
 from .values import Obj, func_signature
 
@@ -195,15 +195,6 @@ def dump_xlated(sel: Selector) -> list[XlatedProgram]:
     return out
 
 
-def _hex(data: bytes) -> str:
-    """bpftool's fprint_hex with a space separator."""
-    parts = []
-    for i, b in enumerate(data):
-        pfx = "" if not i else "\n" if not i % 16 else "  " if not i % 8 else " "
-        parts.append(f"{pfx}{b:02x}")
-    return "".join(parts)
-
-
 def xlated_text(progs: list[XlatedProgram], *, opcodes: bool = False,
                 linum: bool = False) -> str:
     """``bpftool prog dump xlated``'s text (``opcodes``: each instruction's bytes;
@@ -225,8 +216,8 @@ def xlated_text(progs: list[XlatedProgram], *, opcodes: bool = False,
             out.append(f"{insn.index:4d}: ({insn.code:02x}) {insn.text}\n")
             if opcodes:
                 first, second = insn.raw[:8], insn.raw[8:]
-                out.append("       " + _hex(first) + (" " + _hex(second) if second else "")
-                           + "\n")
+                tail = " " + hex_text(second) if second else ""
+                out.append(f"       {hex_text(first)}{tail}\n")
         if len(progs) > 1 and n != len(progs) - 1:
             out.append("\n")
     return "".join(out)
