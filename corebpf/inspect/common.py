@@ -27,6 +27,7 @@ __all__ = [
     "format_boot_time",
     "hex_text",
     "iter_ids",
+    "offload_text",
     "open_matching",
     "parse_selector",
     "pinned_paths",
@@ -263,6 +264,14 @@ def ifname_in_netns(ifindex: int, ns_dev: int, ns_ino: int) -> str | None:
         return socket.if_indextoname(ifindex)
     except OSError:
         return None
+
+
+def offload_text(ifindex: int, ns_dev: int, ns_ino: int) -> str:
+    """bpftool's ``offloaded_to`` value: the device's name, or where to find it."""
+    name = ifname_in_netns(ifindex, ns_dev, ns_ino)
+    if name is not None:
+        return name
+    return f"ifindex {ifindex} ns_dev {ns_dev} ns_ino {ns_ino}"
 
 
 def open_matching(next_id: Callable[[int], int | None],

@@ -29,6 +29,7 @@ from .common import (
     hex_text,
     ifname_in_netns,
     iter_ids,
+    offload_text,
     open_matching,
     open_pinned,
     parse_selector,
@@ -239,10 +240,7 @@ def header_text(m: MapRecord) -> str:
         line += f"name {m.name}  "
     line += f"flags {m.flags:#x}"
     if m.ifindex:
-        name = ifname_in_netns(m.ifindex, m.netns_dev, m.netns_ino)
-        line += "  offloaded_to " + (name if name is not None else
-                                     f"ifindex {m.ifindex} ns_dev {m.netns_dev} "
-                                     f"ns_ino {m.netns_ino}")
+        line += "  offloaded_to " + offload_text(m.ifindex, m.netns_dev, m.netns_ino)
     return line + "\n"
 
 

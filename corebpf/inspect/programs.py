@@ -25,6 +25,7 @@ from .common import (
     format_boot_time,
     ifname_in_netns,
     iter_ids,
+    offload_text,
     open_matching,
     open_pinned,
     pinned_paths,
@@ -286,10 +287,7 @@ def header_text(p: Program) -> str:
         line += f"name {p.name}  "
     line += f"tag {p.tag}"
     if p.ifindex:
-        name = ifname_in_netns(p.ifindex, p.netns_dev, p.netns_ino)
-        line += "  offloaded_to " + (name if name is not None else
-                                     f"ifindex {p.ifindex} ns_dev {p.netns_dev} "
-                                     f"ns_ino {p.netns_ino}")
+        line += "  offloaded_to " + offload_text(p.ifindex, p.netns_dev, p.netns_ino)
     if p.gpl_compatible:
         line += "  gpl"
     if p.run_time_ns:
