@@ -51,7 +51,7 @@ def register(sub: Any) -> None:
         description="The instructions after verification, in the kernel's disassembly "
         "syntax, under each function's prototype and source line. HANDLE: "
         + _HANDLE["prog"] + ".")
-    dump.add_argument("mode", choices=("xlated",),
+    dump.add_argument("mode", choices=("xlated", "jited"),
                       help="xlated (jited code is not disassembled by corebpf)")
     dump.add_argument("words", nargs="+", metavar="WORD",
                       help="the program's HANDLE, then opcodes, linum or file FILE")
@@ -168,6 +168,10 @@ def run_show(args: argparse.Namespace) -> int:
 def run_prog_dump(args: argparse.Namespace) -> int:
     from .. import inspect as ins
 
+    if args.mode == "jited":
+        args.parser_error("jited: corebpf does not disassemble native code (it has no "
+                          "x86-64 or arm64 disassembler); 'prog dump xlated' prints the "
+                          "verified instructions, 'bpftool prog dump jited' the native ones")
     sel, rest = _selector(args, args.words, "prog")
     opcodes = linum = False
     out_file = None

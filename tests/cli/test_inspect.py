@@ -107,6 +107,7 @@ def test_link_and_btf_verbs(loaded: Loaded) -> None:
     (("prog", "show", "id", "x"), 2, "can't parse 'x' as an id"),
     (("prog", "show", "id", "1", "extra"), 2, "unexpected 'extra'"),
     (("prog", "dump", "xlated", "id", "1", "visual"), 2, "expected opcodes, linum"),
+    (("prog", "dump", "jited", "id", "1"), 2, "'bpftool prog dump jited' the native ones"),
     (("map", "show", "tag", "0011223344556677"), 2, "expected 'id', 'name', 'pinned'"),
     (("btf", "dump", "id"), 2, "missing the BTF object's id"),
     (("prog", "show", "name", "no_such_program"), 1, "no program with name no_such_program"),
