@@ -4,15 +4,17 @@ calling the backend and formatting its reply. No logic lives here."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
@@ -54,18 +56,22 @@ class Health(BaseModel):
     kernels: int = Field(description="kernels the service answers for")
 
 
-def _q(description: str, example: str) -> Any:
+def _q(description: str, example: str, *, required: bool = False) -> Any:
+    # Only the document carries the rules (json_schema_extra): params checks the values
+    # itself, with messages that say which rule a value broke.
+    extra = params.VALUE_SCHEMA | ({"minLength": 1} if required else {})
     return Query(description=description + f" At most {params.MAX_VALUE} characters; no "
-                 "'/', '\\', NUL or control characters.", examples=[example])
+                 "'/', '\\', NUL or control characters.", examples=[example],
+                 json_schema_extra=extra)
 
 
 Distribution = Annotated[str, _q("The distribution, as /etc/os-release's ID.", "ubuntu")]
 DistributionVersion = Annotated[str, _q("The distribution's version, as /etc/os-release's "
                                         "VERSION_ID.", "20.04")]
 KernelVersion = Annotated[str, _q("The kernel release, as `uname -r` prints it.",
-                                  "5.4.0-91-generic")]
+                                  "5.4.0-91-generic", required=True)]
 Arch = Annotated[str, _q("The architecture, as `uname -m` prints it: x86_64, or arm64 "
-                         "(aarch64 is the same).", "x86_64")]
+                         "(aarch64 is the same).", "x86_64", required=True)]
 FilterDistribution = Annotated[str | None, _q("Only kernels of this distribution.",
                                               "ubuntu")]
 FilterVersion = Annotated[str | None, _q("Only kernels of this distribution version.",
@@ -74,13 +80,16 @@ FilterArch = Annotated[str | None, _q("Only kernels of this architecture.", "arm
 ObjectHashes = Annotated[list[str], Query(
     description="The sha256 of an object uploaded before (to /api/v1/customize, "
     "/api/v1/check or /api/v1/bundle); repeat for several objects.",
-    examples=[["0" * 64]])]
+    examples=[["0" * 64]],
+    json_schema_extra={"minItems": 1, "maxItems": params.MAX_OBJECTS,
+                       "items": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}})]
 
 _UPLOAD: dict[str, Any] = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {
         "type": "object", "required": [FIELD],
         "properties": {FIELD: {
-            "type": "array", "items": {"type": "string", "format": "binary"},
+            "type": "array", "minItems": 1,
+            "items": {"type": "string", "format": "binary"},
             "description": "A clang-built BPF object (ELF with .BTF and .BTF.ext); "
                            f"several '{FIELD}' fields give several objects. The "
                            "whole body may weigh at most the server's --max-upload."}}}}}}}
@@ -126,8 +135,9 @@ def respond(reply: Reply) -> Response:
                     headers=reply.headers)
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str,
+           headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def _validation_text(exc: RequestValidationError) -> str:
@@ -211,9 +221,15 @@ def build_app(config: ServiceConfig) -> FastAPI:
             text = f"no such endpoint: {request.method} {request.url.path}"
         elif exc.status_code == 405:
             text = f"{request.method} is not allowed on {request.url.path}"
+            # Starlette's Allow names the first route of the path only; /api/v1/bundle
+            # has a GET and a POST route
+            allowed = sorted({m for r in app.routes if isinstance(r, APIRoute)
+                              and r.matches(request.scope)[0] is Match.PARTIAL
+                              for m in r.methods or ()})
+            return _error(405, text, {"Allow": ", ".join(allowed)})
         else:
             text = str(exc.detail)
-        return _error(exc.status_code, text)
+        return _error(exc.status_code, text, exc.headers)
 
     @app.exception_handler(Exception)
     async def internal(_: Request, exc: Exception) -> Response:

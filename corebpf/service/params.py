@@ -18,6 +18,10 @@ MAX_VALUE = 128
 KEY_PARAMS = ("distribution", "distribution_version", "arch", "kernel_version")
 #: at most this many ``object=`` hashes in one request
 MAX_OBJECTS = 64
+#: check_value's rules in JSON Schema, for the OpenAPI document: at most MAX_VALUE
+#: characters, no '/', '\\', NUL or control characters, not '.' or '..'
+VALUE_SCHEMA: dict[str, int | str] = {
+    "maxLength": MAX_VALUE, "pattern": r"^(?!\.\.?$)[^/\\\x00-\x1f\x7f]*$"}
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -117,5 +121,5 @@ def key_text(key: Sequence[str]) -> str:
     return ", ".join(f"{n}={v!r}" for n, v in zip(KEY_PARAMS, key, strict=True))
 
 
-__all__ = ["KEY_PARAMS", "MAX_OBJECTS", "MAX_VALUE", "check_value", "etag_matches",
-           "filters", "kernel_key", "key_text", "object_hashes", "one"]
+__all__ = ["KEY_PARAMS", "MAX_OBJECTS", "MAX_VALUE", "VALUE_SCHEMA", "check_value",
+           "etag_matches", "filters", "kernel_key", "key_text", "object_hashes", "one"]

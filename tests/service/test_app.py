@@ -342,6 +342,16 @@ def test_openapi(served: Served) -> None:
     assert body_schema["required"] == ["bpf"] and "bpf" in body_schema["properties"]
     assert {"200", "304", "400", "404", "413"} <= set(op["responses"])
     assert "object" in {p["name"] for p in paths["/api/v1/bundle"]["get"]["parameters"]}
+    # the document carries the rules params enforces, so generated clients know them
+    for name, p in got.items():
+        assert p["schema"]["maxLength"] == 128 and p["schema"]["pattern"]
+        assert p["schema"].get("minLength") == (1 if name in ("arch", "kernel_version")
+                                                else None)
+    (obj,) = [p for p in paths["/api/v1/bundle"]["get"]["parameters"]
+              if p["name"] == "object"]
+    assert obj["schema"]["items"]["pattern"] == "^[0-9a-fA-F]{64}$"
+    assert (obj["schema"]["minItems"], obj["schema"]["maxItems"]) == (1, 64)
+    assert body_schema["properties"]["bpf"]["minItems"] == 1
     status, _, page = request("GET", f"{served.url}/docs")
     assert status == 200 and b"swagger" in page.lower()
 
@@ -493,8 +503,11 @@ def test_unknown_route_and_method(served: Served) -> None:
     assert status == 404 and "/api/v1/nothing" in error_of(status, h, body)
     status, h, body = request("DELETE", f"{served.url}/api/v1/list")
     assert status == 405 and "DELETE" in error_of(status, h, body)
+    assert h["allow"] == "GET"  # RFC 9110: a 405 lists what the resource takes
     status, h, body = request("GET", f"{served.url}/api/v1/customize?{query(served.keys[0])}")
-    assert status == 405
+    assert status == 405 and h["allow"] == "POST"
+    status, h, body = request("OPTIONS", f"{served.url}/api/v1/bundle")
+    assert status == 405 and h["allow"] == "GET, POST"  # two routes, one path
 
 
 def test_object_whose_btf_is_corrupt_is_400(served: Served) -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from corebpf.service.errors import BadRequest
 from corebpf.service.params import (
+    VALUE_SCHEMA,
     check_value,
     etag_matches,
     filters,
@@ -91,3 +96,19 @@ def test_etag_matches() -> None:
     assert not etag_matches(None, tag)
     assert not etag_matches("", tag)
     assert not etag_matches('"other"', tag)
+
+
+@given(st.one_of(st.text(max_size=140), st.sampled_from([".", "..", "...", "a/b", "\\",
+                                                          "x" * 128, "x" * 129, ".a"])))
+def test_the_openapi_pattern_says_what_check_value_accepts(value: str) -> None:
+    """The document's pattern and maxLength (JSON Schema, read here as Python reads
+    this pattern) accept exactly the values check_value does."""
+    pattern = str(VALUE_SCHEMA["pattern"])
+    by_schema = len(value) <= int(VALUE_SCHEMA["maxLength"]) and \
+        re.search(pattern, value) is not None
+    try:
+        check_value("p", value)
+        by_params = True
+    except BadRequest:
+        by_params = False
+    assert by_schema == by_params, value
