@@ -10,6 +10,7 @@ bound) so that a client still sending gets the 413 rather than a reset connectio
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import AsyncIterator
 
@@ -25,6 +26,12 @@ MAX_OBJECTS = 64
 #: bytes past the limit still read (and dropped) before answering 413
 DRAIN = 16 << 20
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+# python-multipart logs every malformed header it meets; with no handler configured,
+# Python's last-resort handler printed them to the server's stderr without saying which
+# request. The client gets a 400 naming the fault; logging set up by the user still
+# receives these records.
+logging.getLogger("python_multipart").addHandler(logging.NullHandler())
 
 
 @record
