@@ -62,6 +62,15 @@ def _json(doc: object, *, indent: int | None = None) -> bytes:
     return (text + "\n").encode() if indent else text.encode()
 
 
+#: how the kernel was found: ``exact`` (all four key values), or ``release`` (the one BTF
+#: of that arch and kernel_version, filed under another distribution or version)
+MATCH_HEADER = "X-Corebpf-Match"
+
+
+def _match(row: KernelRow, key: Key) -> str:
+    return "exact" if row.key == key else "release"
+
+
 def _attachment(name: str) -> dict[str, str]:
     """btfhub-online's download headers, with a file name."""
     return {"Content-Disposition": f'attachment; filename="{name}"',
@@ -216,14 +225,16 @@ class Backend:
         return (st.st_size, st.st_mtime_ns) == (row.size, row.mtime_ns)
 
     async def find(self, key: Key) -> KernelRow:
-        """The kernel of ``key``, its file unchanged since indexed. NotFound names the
-        key; a corrupt file is a ServerFault naming it."""
-        row = self.index.lookup(key)
+        """The kernel of ``key``, its file unchanged since indexed; failing an exact
+        match, the one BTF every file of the same arch and release holds (the row's key
+        then differs from ``key``). NotFound names the key; a corrupt file is a
+        ServerFault naming it."""
+        row = self.index.lookup(key) or self.index.lookup_release(key[2], key[3])
         if row is None:
             await self.rescan("miss", self.config.miss_rescan_interval)
         elif not self._fresh(row):
             await self.rescan("changed")
-        row = self.index.lookup(key)
+        row = self.index.lookup(key) or self.index.lookup_release(key[2], key[3])
         if row is None:
             raise NotFound(self._unknown(key))
         if row.error:
@@ -316,7 +327,7 @@ class Backend:
         row = await self.find(key)
         shas = sorted({u.sha256 for u in uploads})
         ckey = _key("customize", row.btf_sha256, *shas)
-        headers = {"ETag": f'"{ckey}"'}
+        headers = {"ETag": f'"{ckey}"', MATCH_HEADER: _match(row, key)}
         if etag_matches(if_none_match, ckey):
             return Reply(304, headers=headers)
         headers |= _attachment(f"{row.release}.btf.tar.xz")
@@ -364,8 +375,9 @@ class Backend:
         kind made once into one and cached."""
         row = await self.find(key)
         name = f"{row.release}.btf.tar.xz"
+        match = {MATCH_HEADER: _match(row, key)}
         if row.kind == BTFHUB:
-            headers = {"ETag": f'"{row.sha256}"'}
+            headers = {"ETag": f'"{row.sha256}"'} | match
             if etag_matches(if_none_match, row.sha256):
                 return Reply(304, headers=headers)
             path = os.path.join(self.root, row.path)
@@ -378,7 +390,7 @@ class Backend:
             return Reply(file=archived, size=os.fstat(archived.fileno()).st_size,
                          headers=headers | _attachment(name))
         dkey = _key("download", row.btf_sha256)
-        headers = {"ETag": f'"{dkey}"'}
+        headers = {"ETag": f'"{dkey}"'} | match
         if etag_matches(if_none_match, dkey):
             return Reply(304, headers=headers)
         headers |= _attachment(name)
@@ -540,4 +552,4 @@ class Backend:
         return None
 
 
-__all__ = ["Backend", "Reply"]
+__all__ = ["MATCH_HEADER", "Backend", "Reply"]

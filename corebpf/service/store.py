@@ -160,6 +160,7 @@ class KernelIndex:
         self.refused: list[tuple[str, str]] = []
         self.generation = ""
         self._usable: list[KernelRow] = []
+        self._by_release: dict[tuple[str, str], list[KernelRow]] = {}
         self.load()
 
     def load(self) -> None:
@@ -212,6 +213,9 @@ class KernelIndex:
         self.by_key = by_key
         self._usable = sorted((r for r in by_key.values() if not r.error),
                               key=lambda r: r.key)
+        self._by_release = {}
+        for r in self._usable:
+            self._by_release.setdefault((r.arch, r.release), []).append(r)
         h = hashlib.sha256()
         for row in self._usable:
             h.update("\0".join((*row.key, row.btf_sha256)).encode() + b"\n")
@@ -223,6 +227,16 @@ class KernelIndex:
 
     def lookup(self, key: tuple[str, str, str, str]) -> KernelRow | None:
         return self.by_key.get(key)
+
+    def lookup_release(self, arch: str, release: str) -> KernelRow | None:
+        """The kernel of ``arch`` and ``release`` when every usable file of them holds
+        the same BTF: the same kernel under another distribution version, or a package
+        found outside a BTFHub layout (no version). Bundle.lookup decides the same way."""
+        same = self._by_release.get((arch, release), [])
+        shas = {r.btf_sha256 for r in same}
+        if same and len(shas) == 1 and "" not in shas:
+            return same[0]
+        return None
 
     def errors(self) -> list[tuple[str, str]]:
         """Every file that is not served and why (corrupt, duplicate, refused link)."""

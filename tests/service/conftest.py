@@ -52,12 +52,25 @@ def object_bytes(name: str) -> bytes:
 
 
 def build_archive(root: Path, *, corpus: bool = True, broken: bool = True,
-                  escape: bool = True, debian: int = 2, vmlinux: bool = False
-                  ) -> list[tuple[str, str, str, str]]:
+                  escape: bool = True, debian: int = 2, vmlinux: bool = False,
+                  package: bool = False) -> list[tuple[str, str, str, str]]:
     """A BTFHub-layout tree: corpus kernels (as BTFHub ships them), Debian kernels (raw
-    .btf.xz, served as made tarballs), a vmlinux ELF file, a corrupt file and a link
-    leaving the tree. Returns the keys that should be served."""
+    .btf.xz, served as made tarballs), a vmlinux ELF file, a Debian kernel package, a
+    corrupt file and a link leaving the tree. Returns the keys that should be served."""
     keys = []
+    if package:  # a linux-image .deb as Debian lays it out, a real kernel's BTF inside
+        from corebpf.archive.sources import entry_for, read_btf
+        from corebpf.btf.vmlinux import vmlinux_elf
+        from tests.archive.test_sources import deb
+
+        src = debian_files()[2 % len(debian_files())]
+        release = src.name.removesuffix(".btf.xz")
+        dest = root / "pool" / f"linux-image-{release}-unsigned_6.1.158-1_amd64.deb"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(deb(release, vmlinux_elf(read_btf(src))))
+        entry = entry_for(dest, root)
+        assert entry is not None and entry.release == release, entry
+        keys.append(entry.key)
     if vmlinux:  # another kind: an ELF with .BTF, named vmlinux-<release>
         from corebpf.archive.sources import read_btf
         from corebpf.btf.vmlinux import vmlinux_elf
@@ -254,7 +267,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     if not debian_files():
         pytest.skip("tests/data/btf has no Debian kernels")
     root = tmp_path_factory.mktemp("served")
-    keys = build_archive(root / "archive", vmlinux=True)
+    keys = build_archive(root / "archive", vmlinux=True, package=True)
     server = Server(root / "archive", root / "cache", "--max-upload", "1M")
     with server:
         yield Served(server, keys)

@@ -104,6 +104,10 @@ def test_list(served: Served) -> None:
                for r in rows)
     assert {r["arch"] for r in rows} <= {"x86_64", "arm64"}
     assert not any(r["distribution"] in ("broken", "escape") for r in rows)
+    # every kind is served: BTFHub tarballs, raw .btf.xz, a vmlinux, a kernel package
+    kinds = {archive_file(served, k).name.rsplit(".", 1)[-1] for k in served.keys}
+    assert {"xz", "deb"} <= kinds and any(k[3] and archive_file(served, k).name.startswith(
+        "vmlinux-") for k in served.keys), kinds
 
 
 def test_btfhub_online_client(served: Served) -> None:
@@ -154,7 +158,7 @@ def test_both_architectures(served: Served) -> None:
         assert "arm64" in arches
 
 
-@pytest.mark.parametrize("index", range(7))  # 4 corpus, 2 Debian, 1 vmlinux
+@pytest.mark.parametrize("index", range(8))  # 4 corpus, 2 Debian, 1 vmlinux, 1 .deb
 def test_customized_btf_decides_as_the_full_btf(served: Served, index: int) -> None:
     """For each kernel: every relocation of every object, against the customized BTF
     (one object per request, and all together), is decided as against the whole BTF."""
@@ -188,6 +192,25 @@ def test_arm64_is_aarch64(served: Served) -> None:
     status, _, body = request("GET", f"{served.url}/api/v1/download?"
                               f"{query((*key[:2], 'AArch64', key[3]))}")
     assert status == 200 and body == archive_file(served, key).read_bytes()
+
+
+def test_a_kernel_filed_without_a_version_is_found_by_release(served: Served) -> None:
+    """A btfhub-online client sends its os-release version; a kernel package found
+    outside a BTFHub layout has none. The one BTF of that arch and release answers, as a
+    bundle lookup decides, and says so; an exact match says exact."""
+    unversioned = [k for k in served.keys if not k[1]]
+    if not unversioned:
+        pytest.skip("no kernel package in the archive (tests/data/btf has no kernels)")
+    key = unversioned[0]
+    asked = (key[0], "12", key[2], key[3])
+    status, h, body = request("GET", f"{served.url}/api/v1/download?{query(asked)}")
+    assert status == 200 and h["x-corebpf-match"] == "release"
+    assert first_regular_file(body)[1] == read_btf(archive_file(served, key))
+    status, h, body = customize(served, asked, ["execsnoop.bpfel.o"])
+    assert status == 200 and h["x-corebpf-match"] == "release"
+    assert customize(served, key, ["execsnoop.bpfel.o"])[2] == body
+    status, h, _ = request("GET", f"{served.url}/api/v1/download?{query(served.keys[-1])}")
+    assert status == 200 and h["x-corebpf-match"] == "exact"
 
 
 # -- caching headers -----------------------------------------------------------------------

@@ -104,6 +104,28 @@ def test_first_usable_file_of_a_key_wins(tmp_path: Path) -> None:
                                     "d/x.btf": "corrupt"}
 
 
+def test_lookup_release_takes_one_btf_only(tmp_path: Path) -> None:
+    """A key that matches nothing exactly finds the kernel of its arch and release when
+    every file of them holds one BTF (Bundle.lookup's rule), never when they differ."""
+    from corebpf.service.store import Walk
+
+    index = KernelIndex(connect(str(tmp_path / "db.sqlite")), str(tmp_path))
+
+    def at(path: str, version: str, release: str, btf: str, error: str = "") -> KernelRow:
+        return KernelRow(path, "debian", version, "x86_64", release, "raw", 10, 1, "s", btf,
+                         5, error)
+
+    index.apply(Walk(), [at("a", "", "5.0", "b1"), at("b", "12", "5.0", "b1"),
+                         at("c", "11", "6.0", "b1"), at("d", "12", "6.0", "b2"),
+                         at("e", "12", "7.0", "b3", error="corrupt"), at("f", "12", "8.0", "")])
+    found = index.lookup_release("x86_64", "5.0")
+    assert found is not None and found.btf_sha256 == "b1"
+    assert index.lookup_release("x86_64", "6.0") is None  # two different kernels
+    assert index.lookup_release("arm64", "5.0") is None
+    assert index.lookup_release("x86_64", "7.0") is None  # corrupt: never a match
+    assert index.lookup_release("x86_64", "8.0") is None  # not hashed
+
+
 def until(ok: Callable[[], bool], timeout: float = 60.0) -> bool:
     """Poll ``ok`` until it holds (the server's walks run on their own schedule)."""
     deadline = time.monotonic() + timeout
