@@ -77,8 +77,9 @@ def _read(fd: int, progs: dict[int, list[int]], maps: dict[int, list[int]]) -> B
 
 def iter_btf() -> Iterator[BTFObject]:
     """Every loaded BTF object, by increasing id, with its users."""
+    ids = list(iter_ids(ksys.btf_get_next_id))  # first: a refusal names BTF_GET_NEXT_ID
     progs, maps = _users()
-    for btf_id in iter_ids(ksys.btf_get_next_id):
+    for btf_id in ids:
         try:
             fd = ksys.btf_get_fd_by_id(btf_id)
         except OSError as e:

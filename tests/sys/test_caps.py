@@ -142,10 +142,13 @@ for name, call in calls.items():
     assert said["perf"].startswith("perf_event_open needs root or CAP_PERFMON")
 
 
-def test_inspection_verbs_as_nobody() -> None:
-    p = _cli(NOBODY, "prog", "list")
+@pytest.mark.parametrize("obj", ["prog", "map", "link", "btf"])
+def test_inspection_verbs_as_nobody(obj: str) -> None:
+    p = _cli(NOBODY, obj, "list")
     assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
-    assert "needs root" in p.stderr.splitlines()[0] and "CAP_SYS_ADMIN" in p.stderr
+    first = p.stderr.splitlines()[0]
+    assert first.startswith(f"corebpf: error: bpf({obj.upper()}_GET_NEXT_ID) needs root "
+                            "or CAP_SYS_ADMIN"), first
 
 
 def test_root_is_never_refused_for_privileges() -> None:
