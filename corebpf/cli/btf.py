@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("btf", help="inspect BTF")
+    p = sub.add_parser("btf", help="BTF: dump, merge, from-dwarf, install; loaded BTF "
+                       "objects (bpftool btf)")
     bsub = p.add_subparsers(dest="btf_command", required=True, metavar="SUBCOMMAND",
                             prog="corebpf btf")
     dump = bsub.add_parser(
