@@ -21,8 +21,18 @@ _HANDLE = {
 _JSON_HELP = "print JSON as bpftool -j does"
 
 
+class _Pretty(argparse.Action):
+    """bpftool's -p: pretty-printed JSON, which implies JSON."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        namespace.json = namespace.pretty = True
+
+
 def _json_opt(p: argparse.ArgumentParser) -> None:
     p.add_argument("-j", "--json", action="store_true", help=_JSON_HELP)
+    p.add_argument("-p", "--pretty", action=_Pretty, nargs=0, default=False,
+                   help="the same JSON, pretty-printed (as bpftool -p)")
 
 
 def _show_parsers(sub: Any, obj: str, what: str, func: Any, *, bpffs: bool = True) -> None:
@@ -122,10 +132,10 @@ def _selector(args: argparse.Namespace, words: list[str], obj: str) -> Any:
         args.parser_error(str(e))
 
 
-def _print_json(value: Any) -> None:
+def _print_json(args: argparse.Namespace, value: Any) -> None:
     from ..inspect import render
 
-    sys.stdout.write(render(value, pretty=False) + "\n")
+    sys.stdout.write(render(value, pretty=getattr(args, "pretty", False)) + "\n")
 
 
 def _verbs(obj: str) -> tuple[Callable[..., Any], ...]:
@@ -155,11 +165,11 @@ def run_show(args: argparse.Namespace) -> int:
             args.parser_error(f"unexpected {' '.join(rest)!r} after the handle")
         items = select(sel, **opts)
         if args.json:
-            _print_json(many(items))
+            _print_json(args, many(items))
     else:
         items = list(iterate(**opts))
         if args.json:
-            _print_json([as_json(x) for x in items])
+            _print_json(args, [as_json(x) for x in items])
     if not args.json:
         sys.stdout.write("".join(as_text(x) for x in items))
     return 0
@@ -194,10 +204,10 @@ def run_prog_dump(args: argparse.Namespace) -> int:
             args.parser_error(f"{sel} matches several programs: select one for file")
         _write_raw(out_file, b"".join(i.raw for i in progs[0].insns))
         if args.json:
-            _print_json(None)
+            _print_json(args, None)
         return 0
     if args.json:
-        _print_json(ins.xlated_json(progs, opcodes=opcodes, linum=linum))
+        _print_json(args, ins.xlated_json(progs, opcodes=opcodes, linum=linum))
     else:
         sys.stdout.write(ins.xlated_text(progs, opcodes=opcodes, linum=linum))
     return 0
@@ -225,14 +235,14 @@ def run_map_elem(args: argparse.Namespace) -> int:
             if d.note:
                 print(f"corebpf: {d.note}", file=sys.stderr)
         if args.json:
-            _print_json(im.dump_json(dumps))
+            _print_json(args, im.dump_json(dumps))
         else:
             sys.stdout.write(im.dump_text(dumps))
         return 0
     if args.verb == "lookup":
         m, spec, key, entry = im.lookup_elem(sel, rest)
         if args.json:
-            _print_json(im.lookup_json(m, spec, entry))
+            _print_json(args, im.lookup_json(m, spec, entry))
         else:
             sys.stdout.write(im.lookup_text(m, spec, key, entry))
         return 0 if entry is not None else 1
@@ -241,7 +251,7 @@ def run_map_elem(args: argparse.Namespace) -> int:
     else:
         im.delete_elem(sel, rest)
     if args.json:
-        _print_json(None)
+        _print_json(args, None)
     return 0
 
 
@@ -274,7 +284,7 @@ def run_btf_dump(args: argparse.Namespace) -> int:
         from ..inspect.values import Obj
 
         ids = args.types if args.types else list(spec.ids())
-        _print_json(Obj([("types", [type_to_json(spec, t) for t in ids])]))
+        _print_json(args, Obj([("types", [type_to_json(spec, t) for t in ids])]))
         return 0
     if args.format == "raw":
         dump_raw(spec, sys.stdout.write, args.types)

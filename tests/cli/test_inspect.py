@@ -145,3 +145,21 @@ def test_a_name_shared_by_several_objects_prints_as_bpftool(loaded: Loaded) -> N
         for a, b in zip(ours, theirs, strict=True):
             assert abs(a.pop("loaded_at") - b.pop("loaded_at")) <= 1
             assert a == b
+
+
+@pytest.mark.parametrize(("verb", "names"), [
+    (("map", "show"), ("typed", "counts", "pcpu_hash", "events", "fifo")),
+    (("map", "dump"), ("typed", "counts", "pcpu", "pcpu_hash")),
+    # (on_getppid_with_a_long_name reads a per-CPU address, which bpftool 7.1 prints as
+    # 'r0 = r0': docs/inspect.md)
+    (("prog", "dump", "xlated"), ("on_raw_tp",)),
+])
+def test_pretty_json_is_bpftools_byte_for_byte(loaded: Loaded, verb: tuple[str, ...],
+                                               names: tuple[str, ...]) -> None:
+    """-p prints what bpftool -p prints, spaces and line breaks included."""
+    ids = loaded.map_ids if verb[0] == "map" else loaded.prog_ids
+    for name in names:
+        handle = ("id", str(ids[name]))
+        ours = ok(*verb, *handle, "-p")
+        assert ours == bpftool("-p", *verb, *handle, json_out=False), name
+        assert json.loads(ours) == json.loads(ok(*verb, *handle, "--json"))
