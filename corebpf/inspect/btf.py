@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from .. import sys as ksys
 from .._record import record
 from ..btf import Spec
-from .common import BTFCache, InspectError, Selector, iter_ids, reason
+from .common import BTFCache, InspectError, Selector, iter_ids, iter_open, reason
 from .values import Obj
 
 TYPE_CHECKING = False
@@ -49,11 +49,7 @@ def _users() -> tuple[dict[int, list[int]], dict[int, list[int]]]:
         (progs, ksys.prog_get_next_id, ksys.prog_get_fd_by_id, prog_btf),
         (maps, ksys.map_get_next_id, ksys.map_get_fd_by_id, map_btf))
     for table, next_id, get_fd, read in sources:
-        for obj_id in iter_ids(next_id):
-            try:
-                fd = get_fd(obj_id)
-            except OSError:
-                continue
+        for obj_id, fd in iter_open(next_id, get_fd):
             try:
                 btf_id = read(fd.fd)
             except OSError:

@@ -27,6 +27,7 @@ __all__ = [
     "format_boot_time",
     "hex_text",
     "iter_ids",
+    "iter_open",
     "offload_text",
     "open_matching",
     "parse_selector",
@@ -274,6 +275,17 @@ def offload_text(ifindex: int, ns_dev: int, ns_ino: int) -> str:
     return f"ifindex {ifindex} ns_dev {ns_dev} ns_ino {ns_ino}"
 
 
+def iter_open(next_id: Callable[[int], int | None],
+              get_fd: Callable[[int], ksys.FD]) -> Iterator[tuple[int, ksys.FD]]:
+    """(id, new fd) for every object still there when opened (the caller closes each)."""
+    for obj_id in iter_ids(next_id):
+        try:
+            fd = get_fd(obj_id)
+        except OSError:
+            continue
+        yield obj_id, fd
+
+
 def open_matching(next_id: Callable[[int], int | None],
                   get_fd: Callable[[int], ksys.FD],
                   matches: Callable[[ksys.FD], bool],
@@ -282,11 +294,7 @@ def open_matching(next_id: Callable[[int], int | None],
     objects freed while listed are passed over. An error saying ``missing`` if none."""
     out: list[ksys.FD] = []
     try:
-        for obj_id in iter_ids(next_id):
-            try:
-                fd = get_fd(obj_id)
-            except OSError:
-                continue
+        for _, fd in iter_open(next_id, get_fd):
             try:
                 hit = matches(fd)
             except OSError:
