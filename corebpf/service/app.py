@@ -106,7 +106,16 @@ _UPLOAD_ERRORS = _ERRORS | {413: {"model": ErrorBody,
                                   "description": "The upload is over the server's limit"}}
 _TARBALL = {"content": {"application/octet-stream": _BINARY},
             "headers": {"ETag": {"description": "The result's cache key",
-                                 "schema": {"type": "string"}}}}
+                                 "schema": {"type": "string"}},
+                        "X-Corebpf-Cache": {"description": "Whether the answer was made "
+                                            "before (hit) or for this request (miss)",
+                                            "schema": {"enum": ["hit", "miss"]}},
+                        "X-Corebpf-Match": {"description": "How the kernel was found "
+                                            "(customize, download): exact, or release "
+                                            "(the one BTF of that arch and "
+                                            "kernel_version, filed under another "
+                                            "distribution or version)",
+                                            "schema": {"enum": ["exact", "release"]}}}}
 _NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "If-None-Match named this ETag"}}
 
