@@ -6,6 +6,7 @@ Only ``corebpf.sys`` talks to the kernel; this module decides what to ask for.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import mmap
 import os
@@ -463,7 +464,12 @@ class Loader:
 
                 pin_path = os.path.join(ensure_bpffs(self.pin_root), m.name)
                 if os.path.exists(pin_path):
-                    fd = ksys.obj_get(pin_path)
+                    try:
+                        fd = ksys.obj_get(pin_path)
+                    except OSError as e:
+                        raise LoadError(f"{obj.source}: map {m.name!r}: cannot reuse the "
+                                        f"map pinned at {pin_path}: {e.strerror}",
+                                        errno=e.errno or 0) from None
                     lm = LoadedMap(m, fd, obj.btf)
                     lm.pinned = pin_path
                     self.coll.maps[m.name] = lm
@@ -479,9 +485,11 @@ class Loader:
             lm = LoadedMap(m, fd, obj.btf)
             self.coll.maps[m.name] = lm
             if m.is_data:
-                self._init_data_map(lm)
+                with self._map_step(m.name, "set its initial contents"):
+                    self._init_data_map(lm)
             if pin_path is not None:
-                ksys.obj_pin(fd.fd, pin_path)
+                with self._map_step(m.name, f"pin it at {pin_path}"):
+                    ksys.obj_pin(fd.fd, pin_path)
                 lm.pinned = pin_path
         for m in specs:
             if m.type in (MAP_TYPE_ARRAY_OF_MAPS, MAP_TYPE_HASH_OF_MAPS):
@@ -491,8 +499,19 @@ class Loader:
                         raise LoadError(f"map {m.name!r}: slot {slot} names unknown map {name!r}")
                     key = ctypes.c_uint32(slot)
                     val = ctypes.c_uint32(inner.fd.fd)
-                    ksys.map_elem(ksys.BPFCommand.MAP_UPDATE_ELEM, self.coll.maps[m.name].fd.fd,
-                                  key, val, MAP_UPDATE_ANY)
+                    with self._map_step(m.name, f"initialize slot [{slot}] to map {name!r}"):
+                        ksys.map_elem(ksys.BPFCommand.MAP_UPDATE_ELEM,
+                                      self.coll.maps[m.name].fd.fd, key, val, MAP_UPDATE_ANY)
+
+    @contextlib.contextmanager
+    def _map_step(self, name: str, what: str) -> Iterator[None]:
+        """The kernel's refusal of a step after a map's creation as a LoadError naming
+        the map and the step, as libbpf's messages do."""
+        try:
+            yield
+        except OSError as e:
+            raise LoadError(f"{self.obj.source}: map {name!r}: failed to {what}: "
+                            f"{e.strerror}", errno=e.errno or 0) from None
 
     def _kconfig_map_name(self) -> str:
         pfx_len = min(16 - 8 - 1, len(self.obj.name))
@@ -732,8 +751,9 @@ class Loader:
                     continue
                 key = ctypes.c_uint32(slot)
                 val = ctypes.c_uint32(prog.fd.fd)
-                ksys.map_elem(ksys.BPFCommand.MAP_UPDATE_ELEM, lm.fd.fd, key, val,
-                              MAP_UPDATE_ANY)
+                with self._map_step(m.name, f"initialize slot [{slot}] to program {name!r}"):
+                    ksys.map_elem(ksys.BPFCommand.MAP_UPDATE_ELEM, lm.fd.fd, key, val,
+                                  MAP_UPDATE_ANY)
 
 
 def verifier_log_excerpt(log: str, lines: int | None = 20) -> str:

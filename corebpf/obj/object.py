@@ -628,6 +628,10 @@ def kconfig_layout(obj: ObjectSpec) -> tuple[dict[str, tuple[int, int]], int]:
             continue
         size = btf.size_of(ext.target_type_id)
         align = min(btf.align_of(ext.target_type_id), 8)
+        if size <= 0 or align <= 0:  # libbpf refuses these too (-EINVAL)
+            raise ObjectError(f"{obj.source}: .kconfig extern {ext.name!r}: type "
+                              f"[{ext.target_type_id}] has size {size} and alignment "
+                              f"{align}")
         off = (off + align - 1) // align * align
         layout[ext.name] = (off, size)
         off += size
