@@ -22,7 +22,7 @@ from .btf.sanitize import BTFFeatures
 from .btf.sanitize import sanitize as sanitize_btf
 from .btf.writer import Builder
 from .core import RelocationReport, Relocator, Target, as_target
-from .errors import LoadError, RelocationError
+from .errors import LoadError, ObjectError, RelocationError
 from .features import btf_features
 from .kconfig import kernel_version, read_kconfig
 from .obj.object import (
@@ -581,9 +581,14 @@ class Loader:
             elif r.type == RelocType.DATA:
                 m = maps[r.target]
                 c2, r2, o2, _ = INSN.unpack_from(insns, off + 8)
+                value_off = imm + r.sym_off
+                if not 0 <= value_off < 1 << 31:  # the kernel takes an offset into the value
+                    raise ObjectError(f"{self.obj.source}: program {prog.name!r} instruction "
+                                      f"{r.insn}: offset {value_off} into map {r.target!r} "
+                                      "is out of range")
                 INSN.pack_into(insns, off, code, (regs & 0x0F) | (BPF_PSEUDO_MAP_VALUE << 4), o,
                                m.fd.fd)
-                INSN.pack_into(insns, off + 8, c2, r2, o2, imm + r.sym_off)
+                INSN.pack_into(insns, off + 8, c2, r2, o2, value_off)
             elif r.type in (RelocType.EXTERN_LD64, RelocType.EXTERN_CALL):
                 ext = self.obj.externs[r.target]
                 if ext.kind == "kconfig":

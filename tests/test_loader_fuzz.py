@@ -19,6 +19,7 @@ from corebpf.elf import ElfFile
 from corebpf.errors import Error, LoadError, ObjectError
 from corebpf.loader import load
 from corebpf.obj import ObjectSpec
+from corebpf.obj.object import RelocType
 from tests.conftest import KERNEL_BTF, PROGS, ROOT
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not KERNEL_BTF.exists(),
@@ -149,3 +150,21 @@ def test_an_initial_slot_the_kernel_refuses_names_the_map_and_slot(
                        rf"\[{max(m.initial_values)}\] to {slot_of}"):
         load(spec).close()
     assert _kernel_fds() <= before
+
+
+@pytest.mark.parametrize("addend", [-8, 0x7FFF_FFFF])
+def test_a_data_offset_outside_a_map_value_is_refused(addend: int) -> None:
+    """An instruction addressing a global at an offset no map value can have (its addend
+    mutated; the fuzzer's case overflowed int32 and struct.error escaped): an ObjectError
+    naming the program, the instruction and the map."""
+    spec = ObjectSpec.load(str(PROGS / "execsnoop.bpf.o"))
+    # for the positive addend, a variable not at its section's start: its offset pushes
+    # the sum past 31 bits, as in the fuzzer's case
+    prog, reloc = next((p, r) for p in spec.programs.values() for r in p.relocations
+                       if r.type == RelocType.DATA and (addend < 0 or r.sym_off > 0))
+    insns = bytearray(prog.insns)
+    struct.pack_into("<i", insns, reloc.insn * 8 + 4, addend)
+    prog.insns = bytes(insns)
+    with pytest.raises(ObjectError, match=rf"program '{prog.name}' instruction "
+                       rf"{reloc.insn}: offset -?\d+ into map '{reloc.target}' is out of range"):
+        load(spec).close()
