@@ -14,6 +14,7 @@ import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from . import sys as ksys
+from ._text import plural
 from .btf import Spec
 from .btf import types as bt
 from .btf.files import KERNEL_BTF
@@ -260,8 +261,16 @@ def _kconfig_value(btf: Spec, ext: ExternSpec, config: Mapping[str, str]) -> byt
     except ValueError:
         return None
     signed = isinstance(t, bt.Int) and bool(t.encoding & 1)
-    return (val & ((1 << (8 * size)) - 1)).to_bytes(size, "little", signed=False) if not signed \
-        else val.to_bytes(size, "little", signed=True)
+    # libbpf's range check: the value as a u64 must fit the variable's size (8 bytes
+    # take any u64; -1 fits a signed int, not an unsigned one)
+    bits = 8 * size
+    v = val & (1 << 64) - 1
+    if bits < 64:
+        fits = (v + (1 << bits - 1)) & (1 << 64) - 1 < 1 << bits if signed else v >> bits == 0
+        if not fits:
+            raise LoadError(f"extern (kcfg) {ext.name!r}: value {raw} does not fit in "
+                            f"{plural(size, 'byte')}")
+    return (v & (1 << bits) - 1).to_bytes(size, "little")
 
 
 def _kallsyms() -> dict[str, int]:

@@ -51,3 +51,22 @@ def test_skeleton_kconfig_view() -> None:
         assert s.kconfig.CONFIG_COREBPF_NO_SUCH_OPTION is False
         with pytest.raises(SkeletonError, match="kernel's configuration"):
             s.kconfig.CONFIG_HZ = 1
+
+
+@pytest.mark.parametrize(("value", "fits"), [("2147483647", True), ("-2147483648", True),
+                                             ("2147483648", False), ("0x1ffffffff", False)])
+def test_a_config_value_that_does_not_fit_its_extern_is_refused(value: str,
+                                                                 fits: bool) -> None:
+    """libbpf's range check for numeric .kconfig externs (CONFIG_HZ is an int here):
+    a value outside the extern's type is a LoadError naming both, never an
+    OverflowError (found by the loader fuzz with the type's size mutated)."""
+    from corebpf.errors import LoadError
+    from corebpf.loader import load
+
+    config = {"CONFIG_HZ": value, "CONFIG_BPF_SYSCALL": "y"}
+    if fits:
+        load(PROGS / "kconfig.bpf.o", kconfig=config).close()
+        return
+    with pytest.raises(LoadError, match=rf"extern \(kcfg\) 'CONFIG_HZ': value {value} does "
+                       "not fit in 4 bytes"):
+        load(PROGS / "kconfig.bpf.o", kconfig=config)
