@@ -464,7 +464,7 @@ class Loader:
             kc = MapSpec(name=self._kconfig_map_name(), type=2, key_size=4,
                          value_size=max(self.kcfg_size, 1), max_entries=1,
                          flags=(1 << 7) | MAP_F_MMAPABLE, section=KCONFIG_SEC, is_data=True,
-                         read_only=True, contents=self._kconfig_contents())
+                         read_only=True)  # contents made once the kernel took its size
             specs.append(kc)
         for m in specs:
             pin_path = None
@@ -546,7 +546,8 @@ class Loader:
 
     def _init_data_map(self, lm: LoadedMap) -> None:
         m = lm.spec
-        contents = bytearray(m.contents)
+        contents = bytearray(self._kconfig_contents() if m.section == KCONFIG_SEC
+                             else m.contents)
         rodata = self._rodata_vars.get(m.section, ())
         if rodata:  # padded only now: the kernel has accepted a map of value_size
             contents = contents.ljust(m.value_size, b"\0")

@@ -615,6 +615,22 @@ class ObjectSpec:
         return [p for p in self.programs.values() if not p.is_subprog]
 
 
+def _kconfig_type_ok(btf: Spec, type_id: int, *, in_array: bool = False) -> bool:
+    """libbpf's find_kcfg_type: a bool, a char, an integer of 1, 2, 4 or 8 bytes, a
+    4-byte enum (libbpf_tristate among them) or a non-empty array of char."""
+    t = btf.type(btf.resolve(type_id))
+    if isinstance(t, bt.Int):
+        if in_array:
+            return t.size == 1
+        return t.size in (1, 2, 4, 8)
+    if isinstance(t, bt.Enum):
+        return not in_array and t.size == 4
+    if isinstance(t, bt.Array):
+        return not in_array and t.nelems > 0 and \
+            _kconfig_type_ok(btf, t.type, in_array=True)
+    return False
+
+
 def kconfig_layout(obj: ObjectSpec) -> tuple[dict[str, tuple[int, int]], int]:
     """Where the loader puts each .kconfig extern in the .kconfig map, and its size:
     (name -> (offset, size), total), natural alignment in declaration order as libbpf."""
@@ -626,12 +642,12 @@ def kconfig_layout(obj: ObjectSpec) -> tuple[dict[str, tuple[int, int]], int]:
     for ext in obj.externs.values():
         if ext.kind != "kconfig":
             continue
+        if not _kconfig_type_ok(btf, ext.target_type_id):
+            raise ObjectError(f"{obj.source}: .kconfig extern {ext.name!r}: type "
+                              f"[{ext.target_type_id}] is unsupported (a bool, char, "
+                              "integer of 1-8 bytes, 4-byte enum or array of char)")
         size = btf.size_of(ext.target_type_id)
         align = min(btf.align_of(ext.target_type_id), 8)
-        if size <= 0 or align <= 0:  # libbpf refuses these too (-EINVAL)
-            raise ObjectError(f"{obj.source}: .kconfig extern {ext.name!r}: type "
-                              f"[{ext.target_type_id}] has size {size} and alignment "
-                              f"{align}")
         off = (off + align - 1) // align * align
         layout[ext.name] = (off, size)
         off += size
