@@ -177,3 +177,56 @@ def test_a_data_offset_outside_a_map_value_is_refused(addend: int) -> None:
     with pytest.raises(ObjectError, match=rf"program '{prog.name}' instruction "
                        rf"{reloc.insn}: offset -?\d+ into map '{reloc.target}' is out of range"):
         load(spec).close()
+
+
+FUZZ_CORPUS = ROOT / "tests" / "data" / "fuzz"
+#: what each corpus object must end in (a message fragment; None: loads, or any
+#: corebpf error the kernel's verdict decides)
+EXPECTED = {
+    "kconfig-int-size-0.o": "type [12] is unsupported",
+    "kconfig-int-size-1p7g.o": "is unsupported",
+    "kconfig-value-too-wide.o": "value 250 does not fit in 1 byte",
+    "prog-array-slot-past-end.o": "failed to initialize slot [2] to program 'tail'",
+    "data-offset-overflow.o": "instruction 43: offset 2147483655 into map",
+    "bss-size-2p64.o": "bytes do not fit a map value",
+    "var-offset-2p63.o": "variable 'total_events' at offset",
+    "var-size-2g.o": "variable 'target_pid' at offset 0 (2147483648 bytes)",
+    "type-name-not-utf8.o": None,
+    "bitfield-not-integer.o": None,
+    "bitfield-assert.o": None,
+    "int-size-0-codec.o": None,
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_the_regression_corpus(name: str) -> None:
+    """Each object the long fuzz runs found, through the skeleton as a user drives it:
+    a corebpf error (naming what was wrong, where the fix made one) or a loaded object,
+    and nothing left open."""
+    from corebpf.skeleton import Skeleton
+
+    data = (FUZZ_CORPUS / name).read_bytes()
+    before = _kernel_fds()
+    outcome = "loaded"
+    try:
+        skel = Skeleton(ObjectSpec(data, source=name))
+        try:
+            for view in skel.sections.values():
+                for field in type(view)._fields_[:20]:
+                    getattr(view, field[0])
+            skel.load()
+            for m in skel.maps:
+                try:
+                    for i, _ in enumerate(m.items()):
+                        if i > 3:
+                            break
+                except Error:
+                    pass
+        finally:
+            skel.close()
+            del skel
+    except Error as e:
+        outcome = str(e)
+    want = EXPECTED[name]
+    assert want is None or want in outcome, outcome
+    assert _kernel_fds() <= before, "a BPF object or perf event fd was left open"

@@ -384,7 +384,9 @@ class _BitfieldNode(_Node):
                 raise CodecError(path, f"expected a bool, not {value!r}")
             v = int(value)
         else:
-            assert isinstance(base, _IntNode)
+            if not isinstance(base, _IntNode):  # a bitfield of a float or a byte blob
+                raise CodecError(path, f"a {self.bits}-bit bitfield whose type is not an "
+                                 "integer")
             signed = base.signed
             lo = -(1 << (self.bits - 1)) if signed else 0
             hi = (1 << (self.bits - 1)) - 1 if signed else self.mask
@@ -536,6 +538,8 @@ class _Compiler:
         t = spec.type(tid)
         if isinstance(t, Typedef | Const | Volatile | Restrict | TypeTag | Var | DeclTag):
             return self.node(t.type, depth + 1)
+        if isinstance(t, Int | Enum | Enum64) and not 0 < t.size <= 16:
+            return _BytesNode(t.size)  # no such integer (the kernel's BTF stops at 128 bits)
         if isinstance(t, Int):
             if t.encoding & IntEncoding.BOOL:
                 base: _Node = _BoolNode(t.size, t.name)
@@ -943,7 +947,8 @@ class _CtypesBuilder:
                               "_c_name_": t.name}
         if anonymous:
             ns["_anonymous_"] = anonymous
-        name = t.name or f"anon_{tid}"
+        # a class name must be text Python can encode: C names are ASCII identifiers
+        name = t.name if t.name.isascii() and t.name.isidentifier() else f"anon_{tid}"
         if not self.native:  # so that foreign structs take it as a member (3.11 looks for
             # these on unions, which it cannot swap otherwise)
             ns["__ctype_be__"] = ns["__ctype_le__"] = None
@@ -1031,6 +1036,8 @@ def _layout_matches(spec: Spec, t: Struct | Union, cls: Any) -> bool:
         base = comp.node(spec.resolve(m.type))
         if isinstance(base, _LegacyBitsNode):
             base = base.base
+        if not isinstance(base, _IntNode | _BoolNode):
+            return False
         signed = isinstance(base, _IntNode) and base.signed
         ones = -1 if signed else (1 << bits) - 1
         inst = cls()

@@ -286,6 +286,9 @@ class ObjectSpec:
                 continue
             # .bss holds no bytes in the file: its contents stay empty (zeros), so a size
             # field claiming gigabytes costs nothing here; the kernel refuses the map
+            if sec.size > 0xFFFF_FFFF:  # a map value's size is a u32
+                raise ObjectError(f"{self.source}: section {name!r}: {sec.size} bytes do "
+                                  "not fit a map value (at most 4294967295)")
             contents = b"" if sec.type == SHT_NOBITS else bytes(self.elf.section_data(sec))
             read_only = name.startswith(".rodata")
             m = MapSpec(
@@ -316,6 +319,10 @@ class ObjectSpec:
                         sym = syms.get(var.name)
                         # clang leaves offsets to the loader: the symbol value is the truth
                         off = sym.value if sym is not None else vsi.offset
+                        if off + vsi.size > sec.size:
+                            raise ObjectError(f"{self.source}: variable {var.name!r} at "
+                                              f"offset {off} ({vsi.size} bytes) lies outside "
+                                              f"section {name!r} ({sec.size} bytes)")
                         m.variables.append(VariableSpec(var.name, off, vsi.size, var.type,
                                                         var.linkage))
             self.maps[m.name] = m

@@ -11,6 +11,7 @@ with classes built from its BTF at run time.
 from __future__ import annotations
 
 import ctypes
+import mmap
 import os
 import select
 import sys
@@ -570,15 +571,18 @@ class Skeleton:
         self.links: list[Link] = []
         self._types = _TypeBinder(self.obj, dict(type(self)._types_), trusted)
         self.sections: dict[str, DataSection] = {}
+        self._in_map_memory: set[str] = set()  # sections whose views are the maps' mmap
         for m in self.obj.maps.values():
             if m.is_data and m.variables:
                 cls = self._types.section_class(m, dict(type(self)._sections_).get(m.section))
-                view = cls.from_buffer(bytearray(m.contents.ljust(ctypes.sizeof(cls), b"\0")))
+                view = cls.from_buffer(_section_buffer(self.obj, m.section,
+                                                       ctypes.sizeof(cls), m.contents))
                 self.sections[m.section] = view
                 object.__setattr__(self, _section_attr(m.section), view)
         kcfg = self._types.kconfig_class(dict(type(self)._sections_).get(KCONFIG_SEC))
         if kcfg is not None:  # the kernel's values, known once loaded: read-only
-            view = kcfg.from_buffer(bytearray(ctypes.sizeof(kcfg)))
+            view = kcfg.from_buffer(_section_buffer(self.obj, KCONFIG_SEC,
+                                                    ctypes.sizeof(kcfg)))
             view.__dict__["_frozen_"] = True
             self.sections[KCONFIG_SEC] = view
             object.__setattr__(self, "kconfig", view)
@@ -654,6 +658,7 @@ class Skeleton:
             cls = type(view)
             if lm.mmap is not None and not lm.spec.read_only:
                 new = cls.from_buffer(lm.mmap)
+                self._in_map_memory.add(section)
             else:
                 new = cls.from_buffer_copy(lm.read_data().ljust(ctypes.sizeof(cls), b"\0"))
                 new.__dict__["_frozen_"] = lm.spec.read_only
@@ -720,11 +725,15 @@ class Skeleton:
         for v in self.maps:
             v.close()
         for section, view in list(self.sections.items()):
+            if section not in self._in_map_memory:  # its own memory: kept, read-only
+                view.__dict__["_frozen_"] = True
+                continue
             # views into the maps' memory must go before the memory does
             snap = type(view).from_buffer_copy(bytes(view))
             snap.__dict__["_frozen_"] = True
             self.sections[section] = snap
             object.__setattr__(self, _section_attr(section), snap)
+        self._in_map_memory.clear()
         coll, self.collection = self.collection, None
         if coll is not None:
             coll.close()
@@ -844,6 +853,20 @@ class _TypeBinder:
         ns = {"_pack_": 1, "_section_": KCONFIG_SEC, "_c_name_": KCONFIG_SEC,
               "_fields_": fields}
         return type("Kconfig", (DataSection,), ns)
+
+
+def _section_buffer(obj: ObjectSpec, section: str, size: int,
+                    contents: bytes = b"") -> mmap.mmap:
+    """The bytes behind a section's view before load, as libbpf's: anonymous shared
+    memory whose pages exist once touched (a .bss claiming gigabytes costs none)."""
+    try:
+        buf = mmap.mmap(-1, max(size, 1))
+    except (OSError, OverflowError, ValueError) as e:
+        raise SkeletonError(f"{obj.source}: section {section!r}: cannot map {size} bytes "
+                            f"for its view: {getattr(e, 'strerror', None) or e}") from None
+    n = min(len(contents), size)
+    buf[:n] = contents[:n]
+    return buf
 
 
 def kconfig_fields(obj: ObjectSpec, types: _TypeBinder) -> list[tuple[Any, ...]]:
