@@ -246,7 +246,7 @@ def _kconfig_value(btf: Spec, ext: ExternSpec, config: Mapping[str, str]) -> byt
     raw = config.get(ext.name)
     if raw is None:
         return None
-    if isinstance(t, bt.Enum) and t.name == "libbpf_tristate":
+    if isinstance(t, bt.Enum | bt.Enum64) and t.name == "libbpf_tristate":
         val = {"y": 1, "m": 2, "n": 0}.get(raw, 0)
         return val.to_bytes(size, "little")
     if isinstance(t, bt.Int) and t.encoding & bt.IntEncoding.BOOL:

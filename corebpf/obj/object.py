@@ -623,15 +623,16 @@ class ObjectSpec:
 
 
 def _kconfig_type_ok(btf: Spec, type_id: int, *, in_array: bool = False) -> bool:
-    """libbpf's find_kcfg_type: a bool, a char, an integer of 1, 2, 4 or 8 bytes, a
-    4-byte enum (libbpf_tristate among them) or a non-empty array of char."""
+    """libbpf's find_kcfg_type: a 1-byte bool, a 1-byte integer (a char), an integer of
+    2, 4 or 8 bytes, the enum ``libbpf_tristate``, or a non-empty array of chars."""
     t = btf.type(btf.resolve(type_id))
     if isinstance(t, bt.Int):
-        if in_array:
-            return t.size == 1
-        return t.size in (1, 2, 4, 8)
-    if isinstance(t, bt.Enum):
-        return not in_array and t.size == 4
+        if t.encoding & bt.IntEncoding.BOOL:
+            return not in_array and t.size == 1
+        return t.size == 1 or (not in_array and t.size in (2, 4, 8))
+    if isinstance(t, bt.Enum | bt.Enum64):
+        return not in_array and t.name == "libbpf_tristate" and \
+            (t.size == 4 or isinstance(t, bt.Enum64))
     if isinstance(t, bt.Array):
         return not in_array and t.nelems > 0 and \
             _kconfig_type_ok(btf, t.type, in_array=True)
@@ -652,7 +653,8 @@ def kconfig_layout(obj: ObjectSpec) -> tuple[dict[str, tuple[int, int]], int]:
         if not _kconfig_type_ok(btf, ext.target_type_id):
             raise ObjectError(f"{obj.source}: .kconfig extern {ext.name!r}: type "
                               f"[{ext.target_type_id}] is unsupported (a bool, char, "
-                              "integer of 1-8 bytes, 4-byte enum or array of char)")
+                              "integer of 2, 4 or 8 bytes, libbpf_tristate or array of "
+                              "char)")
         size = btf.size_of(ext.target_type_id)
         align = min(btf.align_of(ext.target_type_id), 8)
         off = (off + align - 1) // align * align
