@@ -473,12 +473,8 @@ class Loader:
 
                 pin_path = os.path.join(ensure_bpffs(self.pin_root), m.name)
                 if os.path.exists(pin_path):
-                    try:
+                    with self._map_step(m.name, f"reuse the map pinned at {pin_path}"):
                         fd = ksys.obj_get(pin_path)
-                    except OSError as e:
-                        raise LoadError(f"{obj.source}: map {m.name!r}: cannot reuse the "
-                                        f"map pinned at {pin_path}: {e.strerror}",
-                                        errno=e.errno or 0) from None
                     lm = LoadedMap(m, fd, obj.btf)
                     lm.pinned = pin_path
                     self.coll.maps[m.name] = lm

@@ -229,12 +229,12 @@ class Backend:
         match, the one BTF every file of the same arch and release holds (the row's key
         then differs from ``key``). NotFound names the key; a corrupt file is a
         ServerFault naming it."""
-        row = self.index.lookup(key) or self.index.lookup_release(key[2], key[3])
+        row = self.index.match(key)
         if row is None:
             await self.rescan("miss", self.config.miss_rescan_interval)
         elif not self._fresh(row):
             await self.rescan("changed")
-        row = self.index.lookup(key) or self.index.lookup_release(key[2], key[3])
+        row = self.index.match(key)
         if row is None:
             raise NotFound(self._unknown(key))
         if row.error:

@@ -228,6 +228,11 @@ class KernelIndex:
     def lookup(self, key: tuple[str, str, str, str]) -> KernelRow | None:
         return self.by_key.get(key)
 
+    def match(self, key: tuple[str, str, str, str]) -> KernelRow | None:
+        """The row of ``key`` (a corrupt one too, so that asking says what is wrong),
+        else :meth:`lookup_release`'s."""
+        return self.by_key.get(key) or self.lookup_release(key[2], key[3])
+
     def lookup_release(self, arch: str, release: str) -> KernelRow | None:
         """The kernel of ``arch`` and ``release`` when every usable file of them holds
         the same BTF: the same kernel under another distribution version, or a package
